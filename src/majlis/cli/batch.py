@@ -1,0 +1,3 @@
+"""majlis batch commands (being written)."""
+
+commands: list = []

@@ -1,0 +1,3 @@
+"""majlis rename commands (being written)."""
+
+commands: list = []

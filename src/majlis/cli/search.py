@@ -1,0 +1,3 @@
+"""majlis search commands (being written)."""
+
+commands: list = []

@@ -1,0 +1,3 @@
+"""majlis serve commands (being written)."""
+
+commands: list = []

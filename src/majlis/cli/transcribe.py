@@ -1,0 +1,3 @@
+"""majlis transcribe commands (being written)."""
+
+commands: list = []

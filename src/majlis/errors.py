@@ -1,0 +1,49 @@
+"""Every error a user can cause. The CLI turns each into one line and its exit code."""
+
+
+class MajlisError(Exception):
+    """Base of all errors majlis reports to users (never with a traceback)."""
+
+    exit_code = 1
+
+
+class UsageError(MajlisError):
+    """Bad arguments or options."""
+
+    exit_code = 2
+
+
+class AudioError(MajlisError):
+    """A recording that cannot be read: missing, empty, not audio, truncated, no audio stream."""
+
+    exit_code = 2
+
+
+class ModelError(MajlisError):
+    """An engine or its weights cannot be loaded."""
+
+    exit_code = 2
+
+
+class TranscriptError(MajlisError):
+    """A transcript file that is missing or does not follow the majlis.transcript/1 schema."""
+
+    exit_code = 2
+
+
+class QueryError(MajlisError):
+    """A malformed search query."""
+
+    exit_code = 2
+
+
+class IndexBusy(MajlisError):
+    """Another process holds the index writer lock."""
+
+    exit_code = 3
+
+
+class IndexMissing(MajlisError):
+    """No index at the given location."""
+
+    exit_code = 2

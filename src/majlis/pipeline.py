@@ -1,0 +1,158 @@
+"""The whole data path: decode -> ASR -> diarize -> name speakers -> align words -> Transcript.
+
+Each stage is one function so batch mode can cache and resume them one by one; `transcribe_file`
+is the straight path a newcomer reads top to bottom.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from . import align, audio
+from .asr import AsrEngine, AsrResult, get_asr
+from .diarize import Diarization, Diarizer, get_diarizer
+from .speakers import Naming, name_speakers
+from .types import ProgressHook, Transcript
+
+log = logging.getLogger("majlis")
+
+
+@dataclass(frozen=True)
+class Options:
+    asr: str = "auto"  # auto | whisper | sphinx
+    model: str | None = None  # whisper model name or checkpoint path
+    model_dir: str | None = None
+    language: str | None = None  # None: detect (whisper) / en (sphinx)
+    task: str = "transcribe"  # transcribe | translate
+    diarizer: str = "auto"  # auto | pyannote | builtin | none
+    pipeline: str | None = None  # pyannote pipeline name or local folder
+    hf_token: str | None = None
+    num_speakers: int | None = None
+    min_speakers: int | None = None
+    max_speakers: int | None = None
+    speakers_dir: Path | None = None  # enrollment clips: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>
+    names: Mapping[str, str] = field(default_factory=dict)  # SPEAKER_00=Tahir by hand
+    device: str | None = None  # cpu | cuda; None picks
+
+
+@dataclass
+class Engines:
+    """Loaded once per process and reused for every file."""
+
+    asr: AsrEngine
+    diarizer: Diarizer | None
+
+    @classmethod
+    def load(cls, options: Options) -> "Engines":
+        asr = get_asr(
+            options.asr,
+            model=options.model,
+            model_dir=options.model_dir,
+            language=options.language,
+            task=options.task,
+            device=options.device,
+        )
+        diarizer = None
+        if options.diarizer != "none":
+            diarizer = get_diarizer(
+                options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
+            )
+        return cls(asr, diarizer)
+
+    def describe(self) -> dict[str, str]:
+        return {"asr": self.asr.name, "diarizer": self.diarizer.name if self.diarizer else "none"}
+
+
+def decode_stage(path: str | Path, hook: ProgressHook | None = None) -> np.ndarray:
+    samples = audio.decode(path)
+    if hook:
+        hook("decode", 1, 1)
+    return samples
+
+
+def asr_stage(engines: Engines, samples: np.ndarray, hook: ProgressHook | None = None) -> AsrResult:
+    return engines.asr.transcribe(samples, hook=hook)
+
+
+def diarize_stage(
+    engines: Engines, samples: np.ndarray, options: Options, hook: ProgressHook | None = None
+) -> Diarization:
+    duration = len(samples) / audio.SAMPLE_RATE
+    if engines.diarizer is None:
+        return align.single_speaker(duration)
+    return engines.diarizer.diarize(
+        samples,
+        num_speakers=options.num_speakers,
+        min_speakers=options.min_speakers,
+        max_speakers=options.max_speakers,
+        hook=hook,
+    )
+
+
+def naming_stage(samples: np.ndarray, diarization: Diarization, options: Options) -> Naming:
+    return name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names)
+
+
+def assemble(
+    *,
+    episode: str,
+    audio_path: str,
+    samples: np.ndarray,
+    asr_result: AsrResult,
+    diarization: Diarization,
+    naming: Naming,
+    engines: Mapping[str, str],
+    metadata: Mapping[str, str] | None = None,
+) -> Transcript:
+    duration = len(samples) / audio.SAMPLE_RATE
+    named = naming.apply(diarization)
+    segments = align.align_words(asr_result.segments, named.exclusive, duration=duration)
+    speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
+    return Transcript(
+        episode=episode,
+        audio=audio_path,
+        duration=duration,
+        language=asr_result.language,
+        engines=dict(engines),
+        speakers=speakers,
+        segments=segments,
+        turns=named.turns,
+        speaker_scores=naming.scores,
+        metadata=dict(metadata or {}),
+    )
+
+
+def transcribe_file(
+    path: str | Path,
+    *,
+    episode: str | None = None,
+    options: Options = Options(),
+    engines: Engines | None = None,
+    hook: ProgressHook | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Transcript:
+    """Turn one recording into a speaker-attributed, word-timed transcript."""
+    engines = engines or Engines.load(options)
+    samples = decode_stage(path, hook)
+    # ASR and diarization read the same samples and share nothing: run them side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        asr_future = pool.submit(asr_stage, engines, samples, hook)
+        diarization = diarize_stage(engines, samples, options, hook)
+        asr_result = asr_future.result()
+    naming = naming_stage(samples, diarization, options)
+    return assemble(
+        episode=episode or Path(path).stem,
+        audio_path=str(path),
+        samples=samples,
+        asr_result=asr_result,
+        diarization=diarization,
+        naming=naming,
+        engines=engines.describe(),
+        metadata=metadata,
+    )
