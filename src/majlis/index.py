@@ -1,0 +1,313 @@
+"""The Whoosh index: one document per segment plus one metadata document per episode.
+
+An episode's documents share the `episode` term, so replacing an episode is one delete_by_term plus its new
+documents in the same writer: one commit, and a searcher sees either the old episode or the new one.
+Hits carry the audio offsets of the matched words, found by running the field's own analyzer over the
+segment's stored words (see matching.py for how query terms are mapped onto them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import quote
+
+from whoosh import index as whoosh_index
+from whoosh.analysis import StemmingAnalyzer
+from whoosh.fields import ID, NUMERIC, STORED, TEXT, Schema
+from whoosh.index import LockError
+from whoosh.query import Or, Term
+
+from .errors import AudioError, IndexBusy, IndexMissing, UsageError
+from .matching import parse_query, positive_leaves, span_and_snippet
+from .types import Hit, Transcript
+
+log = logging.getLogger("majlis")
+
+# No stop list and no minimum length: a quote is searched word for word ("the", "a" and "I" included),
+# and phrase positions stay those of the spoken words.
+ANALYZER = StemmingAnalyzer(stoplist=None, minsize=1)
+
+SCHEMA = Schema(
+    kind=ID(),  # "seg" | "meta"
+    episode=ID(stored=True),
+    audio=STORED(),
+    speaker=STORED(),  # display name
+    speaker_key=ID(),  # casefolded name: the --speaker filter is exact but case-insensitive
+    seg=STORED(),
+    start=NUMERIC(float, stored=True),
+    end=NUMERIC(float, stored=True),
+    # multitoken_query="phrase": a hyphenated or apostrophised word ("al-Qaeda", "it's") is searched as
+    # the word sequence it was indexed as, not as two unrelated words.
+    text=TEXT(analyzer=ANALYZER, phrase=True, stored=True, multitoken_query="phrase"),
+    words=STORED(),  # compact JSON: [[word, ...], [centisecond deltas] | null]
+    meta=STORED(),  # JSON of the episode record (meta documents only)
+)
+
+BUSY_TIMEOUT = 5.0
+
+
+def speaker_key(name: str) -> str:
+    return " ".join(str(name).split()).casefold()
+
+
+def _fmt_t(x: float) -> str:
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def media_url(audio: str, start: float, end: float) -> str:
+    return f"{quote(audio, safe='/:')}#t={_fmt_t(start)},{_fmt_t(end)}"
+
+
+def pack_words(segment) -> str:
+    """Words and their times, small: times are centiseconds, each a delta from the previous boundary."""
+    words = [(w.word.strip(), w) for w in segment.words]
+    words = [(text, w) for text, w in words if text]
+    if not words:
+        return json.dumps([segment.text.split(), None], ensure_ascii=False, separators=(",", ":"))
+    previous = round(segment.start * 100)
+    deltas = []
+    for _, w in words:
+        for t in (w.start, w.end):
+            cs = round(t * 100)
+            deltas.append(cs - previous)
+            previous = cs
+    return json.dumps([[t for t, _ in words], deltas], ensure_ascii=False, separators=(",", ":"))
+
+
+def unpack_words(packed: str, segment_start: float) -> tuple[list[str], list[tuple[float, float]] | None]:
+    words, deltas = json.loads(packed)
+    if deltas is None:
+        return words, None
+    cs, bounds = round(segment_start * 100), []
+    for d in deltas:
+        cs += d
+        bounds.append(cs / 100)
+    return words, list(zip(bounds[0::2], bounds[1::2]))
+
+
+def _locate_audio(audio: str, transcript_path: Path | None) -> str | None:
+    """The recording as a path that exists now: as written, or beside the transcript."""
+    p = Path(audio)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p]
+    if transcript_path is not None:
+        base = Path(transcript_path).resolve().parent
+        if not p.is_absolute():
+            candidates.append(base / p)
+        candidates.append(base / p.name)
+    for c in candidates:
+        if c.is_file():
+            return str(c.resolve())
+    return None
+
+
+def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, Any]:
+    talk: dict[str, float] = {}
+    for s in t.segments:
+        talk[s.speaker] = talk.get(s.speaker, 0.0) + max(0.0, s.end - s.start)
+    speakers = list(t.speakers) + [s for s in talk if s not in t.speakers]
+    record: dict[str, Any] = {
+        "episode": t.episode,
+        "audio": t.audio,
+        "duration": round(t.duration, 3),
+        "speakers": speakers,
+        "segments": len(t.segments),
+        "transcript": str(Path(transcript_path).resolve()) if transcript_path is not None else None,
+        "language": t.language,
+        "words": sum(len(s.words) for s in t.segments),
+        "talk_time": {k: round(v, 3) for k, v in talk.items()},
+        "audio_path": _locate_audio(t.audio, transcript_path),
+    }
+    for key in ("title", "date"):
+        if t.metadata.get(key):
+            record[key] = str(t.metadata[key])
+    if t.metadata:
+        record["metadata"] = {str(k): str(v) for k, v in t.metadata.items()}
+    return record
+
+
+class Index:
+    """A folder holding a Whoosh index of transcripts. Safe to search while another process writes."""
+
+    def __init__(self, path: str | Path = "index", *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT):
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._searcher = None
+        if self.path.is_dir() and whoosh_index.exists_in(str(self.path)):
+            self._ix = whoosh_index.open_dir(str(self.path))
+            missing = set(SCHEMA.names()) - set(self._ix.schema.names())
+            if missing:
+                raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
+            return
+        if not create:
+            if self.path.exists():
+                raise IndexMissing(f"{self.path}: not a majlis index")
+            raise IndexMissing(f"{self.path}: no index here (create one with: majlis index TRANSCRIPT.json "
+                               f"--index {self.path})")
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise IndexMissing(f"{self.path}: exists and is not a majlis index (refusing to create one inside it)")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._ix = whoosh_index.create_in(str(self.path), SCHEMA)
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._searcher is not None:
+                self._searcher.close()
+                self._searcher = None
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def _writer(self):
+        try:
+            return self._ix.writer(timeout=self.busy_timeout, delay=0.1)
+        except LockError:
+            raise IndexBusy(f"{self.path}: another process is writing to this index (waited "
+                            f"{self.busy_timeout:g} s); try again when it has finished") from None
+
+    def add(self, transcripts: Iterable[Transcript], *, transcript_paths: Mapping[str, Path] | None = None) -> None:
+        """Add or replace episodes, all in one commit."""
+        by_episode: dict[str, Transcript] = {}
+        for t in transcripts:
+            if t.episode in by_episode:
+                log.warning("episode %s given twice; the last one is indexed", t.episode)
+            by_episode[t.episode] = t
+        if not by_episode:
+            return
+        paths = dict(transcript_paths or {})
+        # Build every document before taking the lock: the writer is held only for the write itself.
+        docs = {ep: self._documents(t, paths.get(ep)) for ep, t in by_episode.items()}
+        writer = self._writer()
+        try:
+            for ep, episode_docs in docs.items():
+                writer.delete_by_term("episode", ep)
+                for doc in episode_docs:
+                    writer.add_document(**doc)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+
+    def _documents(self, t: Transcript, transcript_path: Path | None) -> list[dict[str, Any]]:
+        record = _episode_record(t, transcript_path)
+        docs = [{"kind": "meta", "episode": t.episode, "meta": json.dumps(record, ensure_ascii=False)}]
+        for s in t.segments:
+            packed = pack_words(s)
+            words, _ = unpack_words(packed, s.start)
+            docs.append({
+                "kind": "seg", "episode": t.episode, "audio": t.audio, "speaker": s.speaker,
+                "speaker_key": speaker_key(s.speaker), "seg": s.id, "start": float(s.start),
+                "end": float(s.end), "text": " ".join(words), "words": packed,
+            })
+        return docs
+
+    def remove(self, episode: str) -> None:
+        writer = self._writer()
+        try:
+            writer.delete_by_term("episode", episode)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def _search_with(self, fn):
+        # One cached searcher, replaced when a commit lands; whoosh readers are not safe to share between
+        # threads mid-read, so reads are serialised (each is milliseconds). Not Searcher.refresh(): it reuses
+        # the readers of unchanged segment files and so misses deletions committed into them (a re-indexed
+        # episode would show twice).
+        with self._lock:
+            if self._searcher is not None and self._searcher.reader().generation() != self._ix.latest_generation():
+                self._searcher.close()
+                self._searcher = None
+            if self._searcher is None:
+                self._searcher = self._ix.searcher()
+            return fn(self._searcher)
+
+    def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
+               limit: int = 20) -> list[Hit]:
+        """Segments matching `query`, best first, each with the offsets of its matched words."""
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1 (got {limit})")
+        if isinstance(speakers, str):
+            speakers = (speakers,)
+        q = parse_query(query, SCHEMA)
+        filters = []
+        if speakers:
+            filters.append(Or([Term("speaker_key", speaker_key(s)) for s in speakers]))
+        if episode is not None:
+            filters.append(Term("episode", episode))
+        combined = None
+        if filters:
+            from whoosh.query import And
+
+            combined = filters[0] if len(filters) == 1 else And(filters)
+
+        def run(searcher):
+            leaves = positive_leaves(q, searcher.reader())
+            results = searcher.search(q, filter=combined, limit=limit)
+            return [self._hit(r.fields(), r.score, leaves) for r in results]
+
+        return self._search_with(run)
+
+    @staticmethod
+    def _hit(doc: dict[str, Any], score: float, leaves) -> Hit:
+        seg_start, seg_end = float(doc["start"]), float(doc["end"])
+        words, times = unpack_words(doc["words"], seg_start)
+        first, last, snippet = span_and_snippet(words, leaves, ANALYZER)
+        if times is not None and first is not None:
+            start, end = times[first][0], times[last][1]
+        else:  # no word times (or nothing mappable): the segment is the best offset we have
+            start, end = seg_start, seg_end
+        return Hit(episode=doc["episode"], audio=doc["audio"], speaker=doc["speaker"], start=start, end=end,
+                   segment_start=seg_start, segment_end=seg_end, text=snippet, score=float(score),
+                   url=media_url(doc["audio"], start, end))
+
+    def _records(self, **terms) -> list[dict]:
+        def run(searcher):
+            return [json.loads(d["meta"]) for d in searcher.documents(kind="meta", **terms)]
+
+        return self._search_with(run)
+
+    def episodes(self) -> list[dict]:
+        return sorted(self._records(), key=lambda r: r["episode"])
+
+    def episode(self, episode_id: str) -> dict | None:
+        found = self._records(episode=episode_id)
+        return found[0] if found else None
+
+    def speakers(self) -> list[dict]:
+        totals: dict[str, dict[str, Any]] = {}
+        for record in self._records():
+            for name, seconds in record.get("talk_time", {}).items():
+                entry = totals.setdefault(speaker_key(name), {"speaker": name, "talk_time": 0.0, "episodes": 0})
+                entry["talk_time"] += seconds
+                entry["episodes"] += 1
+        for entry in totals.values():
+            entry["talk_time"] = round(entry["talk_time"], 3)
+        return sorted(totals.values(), key=lambda e: (-e["talk_time"], e["speaker"]))
+
+    def audio_path(self, episode_id: str) -> Path:
+        """The episode's recording on this machine, for cutting clips."""
+        record = self.episode(episode_id)
+        if record is None:
+            raise UsageError(f"episode {episode_id!r} is not in {self.path} (majlis episodes lists them)")
+        found = record.get("audio_path")
+        if found and Path(found).is_file():
+            return Path(found)
+        transcript = record.get("transcript")
+        found = _locate_audio(record["audio"], Path(transcript) if transcript else None)
+        if found is None:
+            raise AudioError(f"episode {episode_id}: recording {record['audio']} not found")
+        return Path(found)
+

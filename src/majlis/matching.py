@@ -1,0 +1,233 @@
+"""The search query language, and which spoken words a query matched inside one segment.
+
+Query language: plain words (all must match), "exact phrase", OR, AND, NOT / -word, prefix*, typo~ and
+(grouping). Whoosh's parser forgives everything, so malformed input is caught here first, to say what is
+wrong instead of silently searching for something else.
+
+Matched words are found by running the text field's own analyzer over the segment's stored words, so a
+stored "Sharia," and the query word "sharia" meet as the same token, and "executed" meets "execute" as the
+same stem. NOT terms never count as matched.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass
+
+from whoosh import qparser
+from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Phrase, Query, Term
+
+from .errors import QueryError
+
+FIELD = "text"
+CONTEXT_WORDS = 5  # words of context either side of the matched span in a snippet
+LONG_SPAN = 24  # a matched span longer than this is shown as its two ends
+
+_OPERATORS = {"AND", "OR", "ANDNOT", "NOT"}
+_LEX = re.compile(r'"[^"]*"|[()]|[^\s()"]+')
+# -word / +word at the start of a word (not inside "al-Qaeda"), quoted phrases left alone.
+_PLUS_MINUS = re.compile(r'"[^"]*"|(?:^|(?<=[\s(]))([-+])(?=[^\s+-])')
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One positive part of a query: a set of index terms (word, prefix/fuzzy expansion) or a phrase."""
+
+    terms: frozenset[str] = frozenset()
+    phrase: tuple[str, ...] = ()
+    slop: int = 1
+
+
+def _rewrite_plus_minus(text: str) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(1) is None:
+            return m.group(0)
+        return "NOT " if m.group(1) == "-" else ""
+
+    return _PLUS_MINUS.sub(sub, text)
+
+
+def _check_syntax(text: str) -> None:
+    if not text.strip():
+        raise QueryError("empty query: give at least one word to search for")
+    if text.count('"') % 2:
+        raise QueryError(f"unbalanced quote in {text!r}: a phrase needs a closing \"")
+    items = _LEX.findall(text)
+    depth = 0
+    for i, item in enumerate(items):
+        prev = items[i - 1] if i > 0 else None
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if item == "(":
+            depth += 1
+            if nxt == ")":
+                raise QueryError(f"empty parentheses in {text!r}")
+        elif item == ")":
+            depth -= 1
+            if depth < 0:
+                raise QueryError(f"unbalanced parentheses in {text!r}: ) without (")
+        elif item in ("AND", "OR", "ANDNOT"):
+            if prev is None or prev in _OPERATORS or prev == "(":
+                raise QueryError(f"{item} needs a word before it in {text!r}")
+            if nxt is None or nxt in ("AND", "OR", "ANDNOT") or nxt == ")":
+                raise QueryError(f"{item} needs a word after it in {text!r}")
+        elif item == "NOT":
+            if nxt is None or nxt in _OPERATORS or nxt == ")":
+                raise QueryError(f"NOT needs a word after it in {text!r}")
+        elif not item.startswith('"') and ("*" in item or "?" in item) and not re.search(r"\w", item):
+            raise QueryError(f"{item!r} would match any word: a wildcard needs at least one letter with it")
+    if depth:
+        raise QueryError(f"unbalanced parentheses in {text!r}: ( without )")
+
+
+_PARSERS: dict[int, qparser.QueryParser] = {}
+
+
+def _parser(schema) -> qparser.QueryParser:
+    parser = _PARSERS.get(id(schema))
+    if parser is None:
+        parser = qparser.QueryParser(FIELD, schema, group=qparser.AndGroup)
+        # Field names, ranges, 'single quotes' and bare * are not part of our language: without these
+        # plugins "12:04", "[sic]" and "it's" are just words.
+        for plugin in (qparser.FieldsPlugin, qparser.RangePlugin, qparser.SingleQuotePlugin, qparser.EveryPlugin):
+            parser.remove_plugin_class(plugin)
+        parser.add_plugin(qparser.FuzzyTermPlugin())
+        _PARSERS[id(schema)] = parser
+    return parser
+
+
+def parse_query(text: str, schema) -> Query:
+    """A whoosh query for `text`, or QueryError saying what is wrong with it."""
+    if text is None:
+        raise QueryError("empty query: give at least one word to search for")
+    text = str(text)
+    _check_syntax(text)
+    q = _parser(schema).parse(_rewrite_plus_minus(text))
+    if q is None or q is NullQuery:
+        raise QueryError(f"nothing searchable in {text!r}: it has no words")
+    if not _walk(q, None):
+        raise QueryError(f"nothing to find in {text!r}: NOT and -word only exclude; add a word to search for")
+    return q
+
+
+def _walk(q: Query, reader) -> list[Leaf]:
+    out: list[Leaf] = []
+
+    def visit(node: Query) -> None:
+        if isinstance(node, Not):
+            return
+        if isinstance(node, AndNot):
+            visit(node.a)
+            return
+        if isinstance(node, Phrase):
+            out.append(Leaf(phrase=tuple(node.words), slop=max(1, int(node.slop))))
+            return
+        if isinstance(node, MultiTerm):
+            expanded: frozenset[str] = frozenset()
+            if reader is not None:
+                expanded = frozenset(
+                    t.decode("utf-8") if isinstance(t, bytes) else t
+                    for f, t in node.existing_terms(reader, expand=True)
+                    if f == FIELD
+                )
+            out.append(Leaf(terms=expanded))
+            return
+        if isinstance(node, Term):
+            if node.fieldname == FIELD:
+                out.append(Leaf(terms=frozenset([node.text])))
+            return
+        if node.is_leaf():
+            return
+        for child in node.children():
+            visit(child)
+
+    visit(q)
+    return out
+
+
+def positive_leaves(q: Query, reader) -> list[Leaf]:
+    """The parts of `q` a hit can match, with prefix/fuzzy/wildcard terms expanded against `reader`."""
+    return _walk(q, reader)
+
+
+def _tokens(words: list[str], analyzer) -> list[tuple[str, int]]:
+    """(token, word index) for the segment text exactly as it was indexed: the words joined by spaces."""
+    starts, offset = [], 0
+    for w in words:
+        starts.append(offset)
+        offset += len(w) + 1
+    return [(t.text, bisect_right(starts, t.startchar) - 1)
+            for t in analyzer(" ".join(words), positions=True, chars=True)]
+
+
+def _spans(leaf: Leaf, tokens: list[tuple[str, int]]) -> list[tuple[int, int]]:
+    if leaf.terms:
+        return [(w, w) for tok, w in tokens if tok in leaf.terms]
+    if not leaf.phrase:
+        return []
+    spans = []
+    for i, (tok, w) in enumerate(tokens):
+        if tok != leaf.phrase[0]:
+            continue
+        at = i
+        for want in leaf.phrase[1:]:
+            nxt = next((p for p in range(at + 1, min(len(tokens), at + leaf.slop + 1)) if tokens[p][0] == want),
+                       None)
+            if nxt is None:
+                break
+            at = nxt
+        else:
+            spans.append((w, tokens[at][1]))
+    return spans
+
+
+def _best_window(per_leaf: list[list[tuple[int, int]]]) -> tuple[int, int]:
+    """The narrowest run of words holding one span of every leaf present (earliest on ties)."""
+    events = sorted((a, b, k) for k, spans in enumerate(per_leaf) for a, b in spans)
+    latest: dict[int, tuple[int, int]] = {}
+    best: tuple[int, int] | None = None
+    for a, b, k in events:
+        latest[k] = (a, b)
+        if len(latest) == len(per_leaf):
+            lo = min(s[0] for s in latest.values())
+            hi = max(s[1] for s in latest.values())
+            if best is None or hi - lo < best[1] - best[0]:
+                best = (lo, hi)
+    assert best is not None
+    return best
+
+
+def _snippet(words: list[str], lo: int, hi: int, marked: set[int]) -> str:
+    n = len(words)
+    if hi - lo > LONG_SPAN:
+        half = LONG_SPAN // 2
+        parts = [range(max(0, lo - CONTEXT_WORDS), lo + half), None, range(hi - half + 1, min(n, hi + CONTEXT_WORDS + 1))]
+    else:
+        parts = [range(max(0, lo - CONTEXT_WORDS), min(n, hi + CONTEXT_WORDS + 1))]
+    out = []
+    for part in parts:
+        if part is None:
+            out.append("...")
+            continue
+        for i in part:
+            w = words[i]
+            if i in marked and (i - 1 not in marked or i == part.start):
+                w = "[" + w
+            if i in marked and (i + 1 not in marked or i == part.stop - 1):
+                w = w + "]"
+            out.append(w)
+    first, last = parts[0].start, parts[-1].stop
+    return ("..." if first > 0 else "") + " ".join(out) + ("..." if last < n else "")
+
+
+def span_and_snippet(words: list[str], leaves: list[Leaf], analyzer) -> tuple[int | None, int | None, str]:
+    """Word indexes of the first and last matched word, and a snippet with matched words in [brackets]."""
+    if not words:
+        return None, None, ""
+    tokens = _tokens(words, analyzer)
+    per_leaf = [s for s in (_spans(leaf, tokens) for leaf in leaves) if s]
+    if not per_leaf:
+        return None, None, _snippet(words, 0, min(len(words) - 1, 2 * CONTEXT_WORDS), set())
+    lo, hi = _best_window(per_leaf)
+    marked = {i for spans in per_leaf for a, b in spans for i in range(a, b + 1)}
+    return lo, hi, _snippet(words, lo, hi, marked)

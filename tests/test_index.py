@@ -1,0 +1,364 @@
+"""The Whoosh index on disk, on a transcript whose truth we know: the demo panel's script with word times
+spread over each turn. Every distinctive phrase must come back as the top hit, from the right speaker, at
+the right second; filters, operators, re-indexing and a second writing process must behave."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from majlis.errors import IndexBusy, IndexMissing, QueryError
+from majlis.index import ANALYZER, Index, pack_words, unpack_words
+from majlis.types import Segment, Transcript, Word
+
+ROOT = Path(__file__).resolve().parents[1]
+TRUTH = json.loads((ROOT / "audio" / "panel.truth.json").read_text())
+# Said by two panelists in the test transcript (it is in no turn of the real panel).
+SHARED = "a riddle wrapped in a mystery"
+SHARED_BY = ("Mudaqiq", "Pannier")
+
+
+def timed_words(text: str, start: float, end: float) -> list[Word]:
+    """Words spread over [start, end] in proportion to their length (a space's worth of gap after each)."""
+    words = text.split()
+    total = sum(len(w) + 1 for w in words)
+    out, at = [], start
+    for w in words:
+        span = (end - start) * (len(w) + 1) / total
+        out.append(Word(w, at, at + span * len(w) / (len(w) + 1)))
+        at += span
+    return out
+
+
+def truth_transcript(truth: dict = TRUTH, *, shared: str | None = SHARED) -> Transcript:
+    turns = [dict(t) for t in truth["turns"]]
+    if shared:
+        for name in SHARED_BY:  # append the shared phrase to each one's first turn
+            turn = next(t for t in turns if t["speaker"] == name)
+            turn["text"] = f"{turn['text']} It is {shared}."
+    segments = tuple(
+        Segment(i, t["speaker"], t["start"], t["end"], t["text"], tuple(timed_words(t["text"], t["start"], t["end"])))
+        for i, t in enumerate(turns)
+    )
+    return Transcript(truth["episode"], truth["audio"], truth["duration"], "en", {"asr": "truth"},
+                      tuple(truth["speakers"]), segments, metadata={"title": "IMU panel"})
+
+
+def tokens(text: str) -> list[str]:
+    return [t.text for t in ANALYZER(text)]
+
+
+def vocabulary(transcript: Transcript) -> dict[str, tuple[str, set[int]]]:
+    """Analysed token -> (a word as spoken, the ids of the segments holding it)."""
+    vocab: dict[str, tuple[str, set[int]]] = {}
+    for s in transcript.segments:
+        for w in s.words:
+            surface = w.word.strip(".,?!;:")
+            toks = tokens(surface)
+            if len(toks) == 1:
+                vocab.setdefault(toks[0], (surface, set()))[1].add(s.id)
+    return vocab
+
+
+def distinctive_phrases(transcript: Transcript, n: int = 4, per_turn: int = 3):
+    """(phrase, segment, index of its first word): n-word runs whose analysed tokens occur once in the panel."""
+    counts: dict[tuple, int] = {}
+    for s in transcript.segments:
+        toks = tokens(s.text)
+        for i in range(len(toks) - n + 1):
+            counts[tuple(toks[i:i + n])] = counts.get(tuple(toks[i:i + n]), 0) + 1
+    found = []
+    for s in transcript.segments:
+        words = [w.word for w in s.words]
+        picks = []
+        for i in range(len(words) - n + 1):
+            chunk = words[i:i + n]
+            if len(tokens(" ".join(chunk))) == n and counts.get(tuple(tokens(" ".join(chunk)))) == 1:
+                picks.append(i)
+        # first, middle and last distinctive run of the turn
+        chosen = sorted({picks[0], picks[len(picks) // 2], picks[-1]})[:per_turn] if picks else []
+        for i in chosen:
+            found.append((" ".join(words[i:i + n]).strip(".,?!"), s, i))
+    return found
+
+
+def bracketed(snippet: str) -> list[str]:
+    """Tokens of the words a snippet marks as matched."""
+    return [tok for part in snippet.split("[")[1:] for tok in tokens(part.split("]")[0])]
+
+
+def edits1(a: str, b: str) -> bool:
+    """Levenshtein distance of a and b is at most 1."""
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+@pytest.fixture(scope="module")
+def panel() -> Transcript:
+    return truth_transcript()
+
+
+@pytest.fixture(scope="module")
+def vocab(panel):
+    return vocabulary(panel)
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, panel) -> Index:
+    ix = Index(tmp_path_factory.mktemp("ix") / "index", create=True)
+    ix.add([panel], transcript_paths={"panel": ROOT / "audio" / "panel.truth.json"})
+    return ix
+
+
+def starts(panel, ids) -> set[float]:
+    return {panel.segments[i].start for i in ids}
+
+
+def test_every_distinctive_phrase_is_the_top_hit_at_its_first_word(index, panel):
+    phrases = distinctive_phrases(panel)
+    turns_with_phrases = {s.id for _, s, _ in phrases}
+    assert len(turns_with_phrases) >= len(panel.segments) - 2, "too few distinctive phrases to test"
+    for phrase, segment, first in phrases:
+        hits = index.search(f'"{phrase}"')
+        assert hits, phrase
+        top = hits[0]
+        assert top.speaker == segment.speaker, (phrase, top)
+        assert abs(top.start - segment.words[first].start) < 0.5, (phrase, top.start, segment.words[first].start)
+        assert abs(top.end - segment.words[first + 3].end) < 0.5, (phrase, top.end)
+        # and in fact to the centisecond the word times are stored in
+        assert top.start == pytest.approx(segment.words[first].start, abs=0.006)
+        assert top.end == pytest.approx(segment.words[first + 3].end, abs=0.006)
+        assert (top.segment_start, top.segment_end) == (segment.start, segment.end)
+        spoken = " ".join(w.word for w in segment.words[first:first + 4])
+        assert f"[{spoken}]" in top.text and top.text.count("[") == 1, (spoken, top.text)
+        assert top.url == f"panel.mp3#t={top.start:.3f}".rstrip("0").rstrip(".") + "," + \
+            f"{top.end:.3f}".rstrip("0").rstrip(".")
+
+
+def test_shared_phrase_and_speaker_filter(index):
+    both = index.search(f'"{SHARED}"')
+    assert sorted(h.speaker for h in both) == sorted(SHARED_BY)
+    for name in SHARED_BY:
+        only = index.search(f'"{SHARED}"', speakers=[name.upper()])  # the filter ignores case
+        assert [h.speaker for h in only] == [name]
+    assert len(index.search(f'"{SHARED}"', speakers=list(SHARED_BY))) == 2
+    assert index.search(f'"{SHARED}"', speakers=["Tahir"]) == []
+
+
+def test_several_words_span_earliest_to_latest_matched_word(index, panel, vocab):
+    # two words each said once in the whole panel, in the same turn, far apart
+    unique = {tok: (w, next(iter(ids))) for tok, (w, ids) in vocab.items() if len(ids) == 1 and len(tok) > 3}
+    seg = max(panel.segments, key=lambda s: sum(1 for _, i in unique.values() if i == s.id))
+    mine = [(tok, w) for tok, (w, i) in unique.items() if i == seg.id]
+    (t1, w1), (t2, w2) = mine[0], mine[-1]
+    positions = {tok: [k for k, word in enumerate(seg.words) if tokens(word.word) == [tok]][0] for tok in (t1, t2)}
+    lo, hi = sorted(positions.values())
+    assert hi - lo >= 3, "the test needs two words apart"
+    (hit,) = index.search(f"{w2} {w1}")
+    assert hit.start == pytest.approx(seg.words[lo].start, abs=0.006)
+    assert hit.end == pytest.approx(seg.words[hi].end, abs=0.006)
+    assert f"[{seg.words[lo].word}]" in hit.text and f"[{seg.words[hi].word}]" in hit.text
+
+
+def test_prefix_fuzzy_or_not_and(index, panel, vocab):
+    # prefix: every turn with a word starting "uzbek" (Uzbek, Uzbeks, Uzbekistan), matched words bracketed
+    expected = {i for tok, (_, ids) in vocab.items() if tok.startswith("uzbek") for i in ids}
+    hits = index.search("uzbek*", limit=100)
+    assert expected and {h.segment_start for h in hits} == starts(panel, expected)
+    assert all(bracketed(h.text) and all(t.startswith("uzbek") for t in bracketed(h.text)) for h in hits)
+
+    # fuzzy: a frequent word with its last letter mistyped finds every word one edit away
+    word_tok = max((t for t in vocab if len(t) >= 6 and t.isalpha()), key=lambda t: (len(vocab[t][1]), t))
+    surface = vocab[word_tok][0]
+    typo = surface[:-1] + ("q" if surface[-1] != "q" else "x")
+    assert tokens(typo)[0] not in vocab
+    expected = {i for tok, (_, ids) in vocab.items() if edits1(tok, tokens(typo)[0]) for i in ids}
+    hits = index.search(f"{typo}~", limit=100)
+    assert expected and {h.segment_start for h in hits} == starts(panel, expected)
+    assert all(bracketed(h.text) and all(edits1(t, tokens(typo)[0]) for t in bracketed(h.text)) for h in hits)
+    assert index.search(typo) == []
+
+    # OR: the union; AND (the default): the intersection; NOT / -word: the difference
+    common = sorted((t for t in vocab if len(t) > 3 and 3 <= len(vocab[t][1]) < len(panel.segments) // 2),
+                    key=lambda t: (-len(vocab[t][1]), t))
+    a = common[0]
+    b = next(t for t in common[1:] if vocab[a][1] & vocab[t][1] and vocab[a][1] - vocab[t][1])
+    wa, ids_a = vocab[a]
+    wb, ids_b = vocab[b]
+    assert {h.segment_start for h in index.search(f"{wa} OR {wb}", limit=100)} == starts(panel, ids_a | ids_b)
+    assert {h.segment_start for h in index.search(f"{wa} {wb}", limit=100)} == starts(panel, ids_a & ids_b)
+    for q in (f"{wa} NOT {wb}", f"{wa} -{wb}"):
+        hits = index.search(q, limit=100)
+        assert {h.segment_start for h in hits} == starts(panel, ids_a - ids_b)
+        # excluded words never count as matched: every bracket holds the wanted word
+        assert all(bracketed(h.text) == [a] for h in hits), [h.text for h in hits]
+
+
+def test_episode_filter_episodes_and_speakers(tmp_path, panel, vocab):
+    word = vocab["uzbekistan"][0] if "uzbekistan" in vocab else next(iter(vocab.values()))[0]
+    other = Transcript("talk", "talk.mp3", 30.0, "en", {}, ("Host",), (
+        Segment(0, "Host", 1.0, 6.0, "x", tuple(timed_words(f"News from {word} tonight.", 1.0, 6.0))),
+    ))
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel, other], transcript_paths={"talk": tmp_path / "talk.json"})
+    assert {h.episode for h in ix.search(word, limit=100)} == {"panel", "talk"}
+    assert {h.episode for h in ix.search(word, episode="talk")} == {"talk"}
+    assert {h.episode for h in ix.search(word, episode="panel", limit=100)} == {"panel"}
+    eps = ix.episodes()
+    assert [e["episode"] for e in eps] == ["panel", "talk"]
+    p = ix.episode("panel")
+    assert p["segments"] == len(panel.segments) and p["speakers"] == list(panel.speakers)
+    assert p["audio"] == "panel.mp3" and p["duration"] == pytest.approx(panel.duration)
+    assert p["title"] == "IMU panel" and p["transcript"] is None
+    assert ix.episode("talk")["transcript"] == str((tmp_path / "talk.json").resolve())
+    assert ix.episode("nope") is None
+    speakers = ix.speakers()
+    talk = {s["speaker"]: s for s in speakers}
+    assert talk["Host"] == {"speaker": "Host", "talk_time": 5.0, "episodes": 1}
+    tahir = sum(s.end - s.start for s in panel.segments if s.speaker == "Tahir")
+    assert talk["Tahir"]["talk_time"] == pytest.approx(tahir, abs=0.01)
+    assert [s["talk_time"] for s in speakers] == sorted((s["talk_time"] for s in speakers), reverse=True)
+
+
+def test_reindex_replaces_and_remove(tmp_path, panel, vocab):
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+    word, ids = next((w, ids) for tok, (w, ids) in sorted(vocab.items()) if len(ids) >= 3 and 0 not in ids)
+    assert len(ix.search(word, limit=100)) == len(ids)
+    ix.add([panel])
+    ix.add([panel])
+    assert len(ix.search(word, limit=100)) == len(ids)
+    assert len(ix.episodes()) == 1
+    first_phrase = distinctive_phrases(panel)[0][0]
+    ix.add([panel.with_changes(segments=panel.segments[:1])])
+    assert ix.search(word) == [] and len(ix.search(f'"{first_phrase}"')) == 1
+    assert ix.episode("panel")["segments"] == 1
+    # a fresh Index object on the same folder sees the same thing
+    assert len(Index(tmp_path / "ix").search(f'"{first_phrase}"')) == 1
+    ix.remove("panel")
+    assert ix.episodes() == [] and ix.search(f'"{first_phrase}"') == []
+
+
+def test_segments_without_word_times_and_empty_episodes(tmp_path):
+    seg = Segment(0, "Host", 3.0, 9.0, "Subtitles imported without word times.")
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("srt", "srt.mp3", 10.0, "en", {}, ("Host",), (seg,)),
+            Transcript("silent", "silent.mp3", 5.0, "en", {}, (), ())])
+    (hit,) = ix.search("imported")
+    assert (hit.start, hit.end, hit.segment_start, hit.segment_end) == (3.0, 9.0, 3.0, 9.0)
+    assert hit.text == "Subtitles [imported] without word times."
+    assert ix.episode("silent")["segments"] == 0 and ix.episode("silent")["speakers"] == []
+
+
+def test_missing_and_foreign_folders(tmp_path):
+    with pytest.raises(IndexMissing, match="no index"):
+        Index(tmp_path / "nothing")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("mine")
+    with pytest.raises(IndexMissing):
+        Index(tmp_path / "notes", create=True)
+    assert (tmp_path / "notes" / "a.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("query", ['"unbalanced', "NOT", "", "   ", "a AND", "OR b", "(sharia", "sharia)",
+                                   "*", "-taliban", "NOT taliban", "()", "?!", "a OR OR b"])
+def test_malformed_queries(index, query):
+    with pytest.raises(QueryError):
+        index.search(query)
+
+
+def test_word_times_round_trip_compactly(panel):
+    seg = panel.segments[3]
+    packed = pack_words(seg)
+    words, times = unpack_words(packed, seg.start)
+    assert words == [w.word for w in seg.words]
+    for (a, b), w in zip(times, seg.words):
+        assert a == pytest.approx(w.start, abs=0.006) and b == pytest.approx(w.end, abs=0.006)
+    assert len(packed) < len(json.dumps([w.to_dict() for w in seg.words])) / 2
+
+
+def _holder(index_dir: Path, *extra: str) -> subprocess.Popen:
+    """A second process that takes the whoosh writer lock and keeps it until its stdin closes."""
+    code = textwrap.dedent(f"""
+        import sys
+        from whoosh import index
+        w = index.open_dir({str(index_dir)!r}).writer()
+        print("locked", flush=True)
+        sys.stdin.readline()
+        w.cancel()
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_held_writer_lock_gives_index_busy_while_searches_go_on(tmp_path, panel):
+    ix = Index(tmp_path / "ix", create=True, busy_timeout=0.5)
+    ix.add([panel])
+    holder = _holder(tmp_path / "ix")
+    try:
+        with pytest.raises(IndexBusy, match="another process is writing"):
+            ix.add([panel])
+        with pytest.raises(IndexBusy):
+            ix.remove("panel")
+        phrase, segment, _ = distinctive_phrases(panel)[0]
+        assert ix.search(f'"{phrase}"')[0].speaker == segment.speaker
+        assert len(ix.episodes()) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    ix.add([panel])  # the lock is free again
+    assert len(ix.search(f'"{phrase}"')) == 1
+
+
+def test_a_writer_waits_briefly_for_the_lock(tmp_path, panel):
+    ix = Index(tmp_path / "ix", create=True, busy_timeout=10)
+    holder = _holder(tmp_path / "ix")
+    import threading
+
+    threading.Timer(0.5, holder.stdin.close).start()
+    ix.add([panel])  # waits for the other writer instead of failing
+    holder.wait(timeout=10)
+    assert len(ix.search(f'"{distinctive_phrases(panel)[0][0]}"')) == 1
+
+
+def test_searches_never_see_half_an_episode(tmp_path, panel, vocab):
+    """Another process re-indexes the panel over and over; every search meanwhile sees it exactly once."""
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+    writer = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_index import truth_transcript
+        from majlis.index import Index
+        ix = Index({str(tmp_path / 'ix')!r})
+        t = truth_transcript()
+        print("start", flush=True)
+        for _ in range(10):
+            ix.add([t])
+        print("done", flush=True)
+    """)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "start"
+    word, ids = max(vocab.values(), key=lambda v: len(v[1]))
+    expected = sorted(starts(panel, ids))
+    assert len(expected) > 3
+    searches = 0
+    while proc.poll() is None:
+        hits = ix.search(word, limit=100)
+        assert sorted(h.segment_start for h in hits) == expected, hits
+        assert len(ix.episodes()) == 1
+        searches += 1
+    assert proc.wait() == 0 and proc.stdout.read().strip() == "done"
+    assert searches > 3
