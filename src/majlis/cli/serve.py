@@ -1,3 +1,83 @@
-"""majlis serve commands (being written)."""
+"""`majlis serve`: a local web page to search the index and hear every quote from the second it was said."""
 
-commands: list = []
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from .search import DEFAULT_INDEX
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, bound here so a taken port is one clear line rather than a server log."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise UsageError(f"--host {host}: cannot be resolved ({e.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise UsageError(f"port {port} on {host} is already in use (choose another with --port)") from None
+        if e.errno == errno.EACCES:
+            raise UsageError(f"port {port} on {host}: permission denied (ports below 1024 need root; "
+                             f"try --port 8000)") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@click.command("serve")
+@click.option("--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_INDEX,
+              show_default=True, help="Index folder.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (anything but loopback shows the index to your network, unguarded).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+def serve_command(index_dir: Path, host: str, port: int) -> None:
+    """Search and listen in the browser: type a quote, filter by speaker, click a hit to hear it.
+
+    \b
+    Pages:  /search?q=QUERY&speaker=NAME   deep link to a search
+            /episode/ID?t=SECONDS          a transcript, playing from SECONDS
+    JSON:   /api/search?q=..   /api/episodes   /api/episodes/ID   /api/speakers
+
+    A transcript's "audio" path is used as written when absolute; a relative one is looked up beside
+    the transcript JSON, then beside the index folder, then in the current folder.
+    """
+    import uvicorn
+
+    from ..index import Index
+    from ..web.app import create_app
+
+    index = Index(index_dir)  # IndexMissing: one line, exit 2
+    episodes = len(index.episodes())
+    sock = bind(host, port)
+    actual_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    if host not in LOOPBACK:
+        click.echo(f"majlis: warning: listening on {host}: anyone who can reach it can read the index", err=True)
+    click.echo(f"majlis: serving {episodes} episode{'s' * (episodes != 1)} from {index_dir} at "
+               f"http://{shown}:{actual_port}/  (Ctrl+C stops)")
+    config = uvicorn.Config(create_app(index), log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl+C it shut down on; stopping a server is no error
+        pass
+    finally:
+        sock.close()
+        index.close()
+
+
+commands = [serve_command]
