@@ -1,0 +1,146 @@
+"""`majlis rename` as users run it: a transcript and all its exports, renamed without any model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from majlis.cli import main
+from majlis.files import read_transcript
+from majlis.types import Segment, Transcript, Turn, Word
+from majlis.writers import WRITERS, parse_formats, write_transcript
+
+EXTS = ("json", "srt", "vtt", "txt", "tsv", "rttm", "podcast.json")
+
+
+def seg(i: int, speaker: str, text: str, start: float) -> Segment:
+    words = tuple(Word(w, start + k * 0.4, start + k * 0.4 + 0.3, speaker) for k, w in enumerate(text.split()))
+    return Segment(i, speaker, words[0].start, words[-1].end, text, words)
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    t = Transcript(
+        "panel", "panel.mp3", 20.0, "en", {"asr": "sphinx:en-us", "diarizer": "builtin:resemblyzer"},
+        ("Bruce Pannier", "SPEAKER_00", "SPEAKER_01"),
+        (seg(0, "SPEAKER_00", "Welcome to our majlis.", 0.5), seg(1, "Bruce Pannier", "It began in Namangan.", 3.0),
+         seg(2, "SPEAKER_01", "In nineteen ninety eight.", 6.0), seg(3, "SPEAKER_00", "Thank you both.", 9.0)),
+        (Turn("SPEAKER_00", 0.4, 2.5), Turn("Bruce Pannier", 2.9, 5.0), Turn("SPEAKER_01", 5.9, 8.0),
+         Turn("SPEAKER_00", 8.9, 10.5)),
+        {"Bruce Pannier": 0.74, "SPEAKER_01": 0.52},
+    )
+    write_transcript(t, tmp_path, parse_formats("all"))
+    (tmp_path / "other.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nSPEAKER_00: not ours\n", encoding="utf-8")
+    return tmp_path
+
+
+def rename(*args: str):
+    return CliRunner().invoke(main, ["rename", *args])
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_rename_rewrites_the_transcript_and_every_export(out, tmp_path_factory):
+    r = rename(str(out / "panel.json"), "SPEAKER_00=Muhammad Tahir", " SPEAKER_01 = Mudaqiq ")
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "SPEAKER_00 -> Muhammad Tahir" in r.stdout
+    assert sorted(line.split("rewrote ", 1)[1] for line in r.stdout.splitlines() if line.startswith("rewrote")) == \
+        sorted(str(out / f"panel.{e}") for e in EXTS)
+
+    t = read_transcript(out / "panel.json")
+    assert t.speakers == ("Bruce Pannier", "Muhammad Tahir", "Mudaqiq")
+    assert [s.speaker for s in t.segments] == ["Muhammad Tahir", "Bruce Pannier", "Mudaqiq", "Muhammad Tahir"]
+    assert all(w.speaker == s.speaker for s in t.segments for w in s.words)
+    assert [x.speaker for x in t.turns] == ["Muhammad Tahir", "Bruce Pannier", "Mudaqiq", "Muhammad Tahir"]
+    assert dict(t.speaker_scores) == {"Bruce Pannier": 0.74, "Mudaqiq": 0.52}
+    assert [s.text for s in t.segments][0] == "Welcome to our majlis."
+
+    for ext in EXTS:
+        text = (out / f"panel.{ext}").read_text(encoding="utf-8")
+        assert "SPEAKER_0" not in text, ext
+    # Each export is exactly what writing the renamed transcript afresh gives.
+    fresh = tmp_path_factory.mktemp("fresh")
+    write_transcript(t, fresh, parse_formats("all"))
+    for ext in EXTS:
+        assert (out / f"panel.{ext}").read_bytes() == (fresh / f"panel.{ext}").read_bytes(), ext
+    assert "Muhammad_Tahir" in (out / "panel.rttm").read_text()
+    assert "<v Muhammad Tahir>Welcome" in (out / "panel.vtt").read_text()
+    assert "Muhammad Tahir: Welcome" in (out / "panel.srt").read_text()
+    assert {s["speaker"] for s in json.loads((out / "panel.podcast.json").read_text())["segments"]} == {
+        "Muhammad Tahir", "Bruce Pannier", "Mudaqiq"}
+    assert "SPEAKER_00: not ours" in (out / "other.srt").read_text()  # another episode's file is left alone
+
+
+def test_only_exports_that_exist_are_rewritten(out):
+    (out / "panel.tsv").unlink()
+    (out / "panel.podcast.json").unlink()
+    r = rename(str(out / "panel.json"), "SPEAKER_00=Tahir")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.count("rewrote ") == 5
+    assert not (out / "panel.tsv").exists() and not (out / "panel.podcast.json").exists()
+
+
+def test_renaming_onto_an_existing_name_merges(out):
+    r = rename(str(out / "panel.json"), "SPEAKER_01=Bruce Pannier")
+    assert r.exit_code == 0, r.stderr
+    t = read_transcript(out / "panel.json")
+    assert t.speakers == ("Bruce Pannier", "SPEAKER_00")
+    assert dict(t.speaker_scores) == {"Bruce Pannier": 0.74}  # the better voice match survives
+    assert (out / "panel.txt").read_text().count("Bruce Pannier [") == 1  # consecutive turns became one paragraph
+
+
+def test_swap_happens_at_once(out):
+    r = rename(str(out / "panel.json"), "SPEAKER_00=SPEAKER_01", "SPEAKER_01=SPEAKER_00")
+    assert r.exit_code == 0, r.stderr
+    assert [s.speaker for s in read_transcript(out / "panel.json").segments] == [
+        "SPEAKER_01", "Bruce Pannier", "SPEAKER_00", "SPEAKER_01"]
+
+
+def assert_one_line(r, *needles: str) -> None:
+    assert r.exit_code == 2, (r.exit_code, r.stdout, r.stderr)
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("majlis: error: "), r.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize("pairs, needles", [
+    (["SPEAKER_07=Tahir"], ["'SPEAKER_07'", "Bruce Pannier, SPEAKER_00, SPEAKER_01"]),
+    (["SPEAKER_00"], ["'SPEAKER_00'", "OLD=NEW"]),
+    (["=Tahir"], ["OLD=NEW"]),
+    (["SPEAKER_00="], ["OLD=NEW"]),
+    (["SPEAKER_00=Tahir", "SPEAKER_00=Pannier"], ["renamed twice"]),
+    ([], ["OLD=NEW"]),
+])
+def test_bad_pairs_exit_2_with_one_line_and_touch_nothing(out, pairs, needles):
+    before = snapshot(out)
+    assert_one_line(rename(str(out / "panel.json"), *pairs), *needles)
+    assert snapshot(out) == before
+
+
+def test_not_a_transcript_exits_2(out):
+    assert_one_line(rename(str(out / "panel.podcast.json"), "SPEAKER_00=Tahir"), "panel.podcast.json", "schema")
+    assert_one_line(rename(str(out), "SPEAKER_00=Tahir"), str(out))
+
+
+def test_missing_file_through_the_real_command(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "majlis", "rename", str(tmp_path / "nope.json"), "A=B"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"majlis: error: {tmp_path / 'nope.json'}: no such file"]
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())
+
+
+def test_every_registered_writer_is_covered():
+    # If a format is added, rename must find its file: it looks for <stem>.<extension> of every writer.
+    assert sorted(w.extension for w in WRITERS.values()) == sorted(EXTS)
