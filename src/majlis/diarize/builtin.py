@@ -1,0 +1,406 @@
+"""Offline diarization on resemblyzer voice embeddings: no token, no download, weights inside the wheel.
+
+speech detection (energy with a webrtcvad veto) -> embeddings of 1.2 s windows sliding over the speech
+only -> spectral clustering whose eigengap says how many voices there are -> Viterbi smoothing in which a
+speaker change costs less at a pause -> turns whose edges sit at pauses or energy dips.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from ..types import ProgressHook, Turn
+from . import Diarization
+
+SR = 16000
+HOP = 160  # 10 ms frames: resemblyzer's mel step, and our time resolution
+WIN = 120  # frames per embedding window (1.2 s)
+STEP = 25  # frames between window starts (0.25 s)
+BATCH = 128
+MIN_REGION = 10  # frames: energy blips shorter than 0.1 s are clicks, not speech
+FILL = 12  # frames: silences shorter than this stay inside a speech region
+PAUSE = 20  # frames: a silence at least this long is a pause where a speaker change is cheap
+SPLIT = 30  # frames: no embedding window reaches across a silence this long
+MIN_CLUSTER_WIN = 80  # frames: shorter windows are placed on the clusters but do not shape them
+BRIDGE = 50  # frames: one speaker's speech across a silence shorter than this is one turn
+SWITCH = 4.0  # Viterbi cost of a speaker change inside continuous speech (in cosine-frames)
+SWITCH_AT_PAUSE = 0.5
+DIP_SEARCH = 25  # frames either side of a change inside speech where we look for the energy minimum
+MAX_CLUSTER_UNITS = 1500  # windows that enter the eigendecomposition; the rest are assigned to centroids
+MAX_SPEAKERS = 10
+MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one voice (n/8 when shorter)
+
+
+@functools.lru_cache(maxsize=1)
+def load_encoder():
+    """The process's one resemblyzer VoiceEncoder (CPU; the LSTM on small batches gains nothing from a GPU)."""
+    try:
+        import torch
+        from resemblyzer import VoiceEncoder
+    except ImportError as e:
+        raise ModelError(f"builtin diarizer needs resemblyzer ({e})") from None
+    # ASR runs beside diarization in the pipeline: take half the cores, never more than torch was given.
+    half = max(1, (os.cpu_count() or 2) // 2)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), half)))
+    try:
+        encoder = VoiceEncoder("cpu", verbose=False)
+    except Exception as e:  # resemblyzer raises bare Exception when its weights are missing
+        raise ModelError(f"cannot load the resemblyzer voice encoder: {e}") from None
+    encoder.eval()
+    return encoder
+
+
+_lock = threading.Lock()  # batch mode may diarize and name from several threads with one encoder
+
+
+def frame_db(samples: np.ndarray) -> np.ndarray:
+    n = len(samples) // HOP
+    x = samples[: n * HOP].reshape(n, HOP)
+    return 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / HOP + 1e-12)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    samples: np.ndarray  # float32, 1-D
+    db: np.ndarray  # per 10 ms frame
+    speech: np.ndarray  # bool per frame
+    mel: object  # torch (frames, 40): resemblyzer's input, speech levelled to -30 dBFS
+
+
+_last: list = []  # [array, fingerprint, Analysis]: naming reuses what diarizing the same array computed
+
+
+def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
+    """Speech mask and encoder input of a recording, computed once for diarization and naming alike."""
+    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
+    # The cache holds the caller's array itself, so its identity cannot be reused by another; the
+    # fingerprint catches an array changed in place.
+    fingerprint = (samples.shape, hash(samples[:: max(1, len(samples) // 4096)].tobytes()))
+    with _lock:
+        if _last and _last[0] is audio and _last[1] == fingerprint:
+            return _last[2]
+    db = frame_db(samples)
+    speech = detect_speech(samples, db)
+    result = Analysis(samples, db, speech, mel_frames(samples, speech_gain(db, speech)))
+    if remember:
+        with _lock:
+            _last[:] = [audio, fingerprint, result]
+    return result
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    m = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(m[1:] != m[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
+def detect_speech(samples: np.ndarray, db: np.ndarray | None = None) -> np.ndarray:
+    """One bool per 10 ms frame. The threshold sits a quarter of the way from the noise floor to the loud
+    speech level (at least 6 dB above the floor), with hysteresis; webrtcvad then vetoes loud regions with
+    no voice in them (hum, clicks, music stings)."""
+    db = frame_db(samples) if db is None else db
+    if len(db) == 0:
+        return np.zeros(0, bool)
+    floor, loud = np.percentile(db, 3), np.percentile(db, 97)
+    if loud - floor < 10.0:  # no dynamic range: all silence (digital or noise) or all speech
+        return np.full(len(db), loud > -50.0)
+    high = floor + max(6.0, 0.25 * (loud - floor))
+    low = high - 3.0
+    mask = db > high
+    for s, e in _runs(db > low):  # grow each confident region while the level stays above the lower mark
+        mask[s:e] |= mask[s:e].any()
+    for s, e in _runs(~mask):
+        if 0 < s and e < len(mask) and e - s < FILL:
+            mask[s:e] = True
+    for s, e in _runs(mask):
+        if e - s < MIN_REGION:
+            mask[s:e] = False
+    return _vad_veto(samples, mask)
+
+
+def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    try:
+        import webrtcvad
+    except ImportError:
+        return mask
+    vad = webrtcvad.Vad(2)
+    frame = 480  # 30 ms
+    scale = 0.9 * 32767 / (float(np.abs(samples).max()) or 1.0)
+    out = mask.copy()
+    for s, e in _runs(mask):
+        piece = samples[s * HOP : max(e * HOP, s * HOP + frame)]
+        n = len(piece) // frame
+        pcm = np.clip(piece[: n * frame] * scale, -32768, 32767).astype("<i2").tobytes()
+        voiced = [vad.is_speech(pcm[i * frame * 2 : (i + 1) * frame * 2], SR) for i in range(n)]
+        if voiced and sum(voiced) < 0.2 * len(voiced):
+            out[s:e] = False
+    return out
+
+
+def mel_frames(samples: np.ndarray, gain: float = 1.0, chunk: int = 60_000):
+    """resemblyzer's (power, not log) mel spectrogram of samples * gain, frames centred on multiples of
+    10 ms, as a torch tensor. torch.stft because librosa's own spends seconds compiling on first use;
+    `chunk` frames at a time so hours of audio never need gigabytes of spectrum at once."""
+    import torch
+
+    fb, window, half = _mel_basis(), torch.hann_window(400), 200
+    total = 1 + len(samples) // HOP
+    out = torch.empty(total, fb.shape[0])
+    for f0 in range(0, total, chunk):
+        f1 = min(total, f0 + chunk)
+        a, b = f0 * HOP - half, (f1 - 1) * HOP + half
+        piece = samples[max(0, a) : min(len(samples), b)].astype(np.float32) * np.float32(gain)
+        piece = np.pad(piece, (max(0, -a), max(0, b - len(samples))))  # zeros beyond the ends, as librosa
+        spec = torch.stft(torch.from_numpy(piece), 400, HOP, window=window, center=False, return_complex=True)
+        out[f0:f1] = (fb @ spec.abs() ** 2).T
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_basis():
+    import librosa
+    import torch
+
+    return torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=400, n_mels=40)).float()
+
+
+def speech_gain(db: np.ndarray, mask: np.ndarray) -> float:
+    """Gain that brings the speech (not the silence) to resemblyzer's training level, -30 dBFS RMS."""
+    power = float(np.mean(10.0 ** (db[mask] / 10.0))) if mask.any() else 0.0
+    return 10 ** (-30 / 20) / np.sqrt(power) if power > 1e-12 else 1.0
+
+
+def window_layout(frames: np.ndarray, *, step: int = STEP, split: int | None = None):
+    """(starts, lengths) of windows over positions 0..len(frames)-1. With `split`, no window crosses a
+    silence of `split` frames or more, and a stretch of speech shorter than a window gets one window of its
+    own length: a short reply ("Yes.") is heard alone instead of inside its neighbours' windows."""
+    n = len(frames)
+    if n == 0:
+        return np.zeros(0, int), np.zeros(0, int)
+    cuts = np.flatnonzero(np.diff(frames) >= split) + 1 if split else np.zeros(0, int)
+    starts, lengths = [], []
+    for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])):
+        if b - a < MIN_REGION:
+            continue
+        if b - a <= WIN:
+            starts.append(a), lengths.append(b - a)
+            continue
+        pos = list(range(a, b - WIN + 1, step))
+        if pos[-1] != b - WIN:
+            pos.append(b - WIN)
+        starts += pos
+        lengths += [WIN] * len(pos)
+    if not starts:  # only fragments: one window over all of it
+        return np.array([0]), np.array([min(n, WIN)])
+    return np.array(starts), np.array(lengths)
+
+
+def embed_windows(mel, frames: np.ndarray, hook=None, total_hint: int = 0, *,
+                  step: int = STEP, split: int | None = None, max_windows: int | None = None):
+    """Embed windows (1.2 s at most) sliding over `frames` (indices into `mel`, normally the speech only,
+    so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths), windows given as
+    positions in `frames`."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    encoder = load_encoder()
+    frames = frames[frames < mel.shape[0]]
+    starts, lengths = window_layout(frames, step=step, split=split)
+    if len(starts) == 0:
+        return np.zeros((0, 256), np.float32), starts, lengths
+    if max_windows and len(starts) > max_windows:
+        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
+        starts, lengths = starts[pick], lengths[pick]
+    seq = mel[torch.from_numpy(frames)]
+    out = []
+    with _lock, torch.inference_mode():
+        for i in range(0, len(starts), BATCH):
+            s, n = starts[i : i + BATCH], lengths[i : i + BATCH]
+            batch = torch.zeros(len(s), int(n.max()), seq.shape[1])
+            for j, (a, m) in enumerate(zip(s, n)):
+                batch[j, :m] = seq[a : a + m]
+            # Packing makes the LSTM stop at each window's own end; this is resemblyzer's forward()
+            # for windows of unequal length.
+            packed = pack_padded_sequence(batch, torch.from_numpy(n), batch_first=True, enforce_sorted=False)
+            _, (hidden, _) = encoder.lstm(packed)
+            raw = encoder.relu(encoder.linear(hidden[-1]))
+            out.append((raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)).numpy())
+            if hook:
+                hook("diarize", min(i + BATCH, len(starts)), len(starts) + total_hint)
+    return np.concatenate(out).astype(np.float32), starts, lengths
+
+
+def _spectral(E: np.ndarray, starts: np.ndarray, ends: np.ndarray, kmin: int, kmax: int, fixed: int | None):
+    """Cluster unit-norm embeddings; returns (k, labels). The affinity keeps each row's nearest neighbours
+    only (pruning fraction chosen per recording by the normalised maximum eigengap, Park et al. 2019),
+    and the number of speakers is where the Laplacian's eigenvalues jump."""
+    from scipy.linalg import eigh
+
+    n = len(E)
+    S = np.clip(E @ E.T, 0.0, 1.0)
+    # Windows that share frames are similar because they hear the same sound, not only the same voice;
+    # left in, they chain each stretch of speech into a cluster of its own.
+    S[(starts[:, None] < ends[None, :]) & (starts[None, :] < ends[:, None])] = 0.0
+    best, floor = None, max(3, min(MIN_NEIGHBOURS, n // 8))
+    for frac in (0.02, 0.04, 0.06, 0.1, 0.15, 0.2):
+        nn = int(min(n - 1, max(floor, round(frac * n))))
+        thr = np.partition(S, n - nn - 1, axis=1)[:, n - nn - 1][:, None]
+        A = np.where(S >= thr, S, 0.0)
+        A = 0.5 * (A + A.T)
+        np.fill_diagonal(A, 0.0)
+        d = np.maximum(A.sum(axis=1), 1e-9)
+        lap = np.eye(n) - A / np.sqrt(np.outer(d, d))
+        top = min(n - 1, max(kmax, MAX_SPEAKERS) + 1)
+        w, v = eigh(lap, subset_by_index=[0, top])
+        gaps = np.diff(w)
+        # The largest jump says how many; bounds given by the caller clip it rather than hide it.
+        k = fixed or int(np.clip(1 + np.argmax(gaps[: max(kmax, MAX_SPEAKERS)]), kmin, kmax))
+        ratio = nn / n / max(gaps[k - 1] / max(w[-1], 1e-9), 1e-9)
+        if best is None or ratio < best[0]:
+            best = (ratio, k, v[:, :k])
+    _, k, V = best
+    if k == 1:
+        return 1, np.zeros(n, int)
+    V = V / np.maximum(np.linalg.norm(V, axis=1, keepdims=True), 1e-9)
+    return k, _kmeans(V, k)
+
+
+def _kmeans(X: np.ndarray, k: int, restarts: int = 8) -> np.ndarray:
+    from scipy.cluster.vq import kmeans2
+
+    rng = np.random.default_rng(0)  # the same file always gets the same answer
+    best = None
+    for _ in range(restarts):
+        centers, labels = kmeans2(X, k, minit="++", seed=rng, iter=30)
+        inertia = float(((X - centers[labels]) ** 2).sum())
+        if len(set(labels.tolist())) == k and (best is None or inertia < best[0]):
+            best = (inertia, labels)
+    return best[1] if best else np.zeros(len(X), int)
+
+
+def cluster(E: np.ndarray, starts: np.ndarray, ends: np.ndarray, num: int | None, lo: int | None,
+            hi: int | None) -> np.ndarray:
+    """Centroids (k, 256) of the speakers among the window embeddings."""
+    n = len(E)
+    if n == 0:
+        return np.zeros((0, E.shape[1]), np.float32)
+    fixed = min(num, n) if num else None
+    kmax = fixed or max(1, min(hi or MAX_SPEAKERS, n - 1 if n > 2 else 1))
+    kmin = max(1, min(lo or 1, kmax))
+    if n <= 3 or fixed == 1 or kmax == 1:
+        k, labels = 1, np.zeros(n, int)
+    else:
+        units = np.linspace(0, n - 1, min(n, MAX_CLUSTER_UNITS)).round().astype(int)
+        k, labels = _spectral(E[units], starts[units], ends[units], kmin, kmax, fixed)
+        labels = _assign(E, _centroids(E[units], labels, k))
+    # A few cosine k-means steps in the embedding space itself clean up the spectral partition; a cluster
+    # of a handful of windows (a cough, two voices at once) is not a speaker unless the caller says so.
+    for _ in range(5):
+        C = _centroids(E, labels, k)
+        sizes = np.bincount(labels, minlength=k)
+        small = sizes < max(3, 0.01 * n)
+        if not fixed and small.any() and k - small.sum() >= kmin:
+            C, k = C[~small], int(k - small.sum())
+        new = _assign(E, C)
+        if (new == labels).all():
+            break
+        labels = new
+    return _centroids(E, labels, k)
+
+
+def _centroids(E, labels, k):
+    C = np.stack([E[labels == j].mean(axis=0) if (labels == j).any() else E.mean(axis=0) for j in range(k)])
+    return C / np.maximum(np.linalg.norm(C, axis=1, keepdims=True), 1e-9)
+
+
+def _assign(E, C):
+    return np.argmax(E @ C.T, axis=1)
+
+
+def viterbi(scores: np.ndarray, cheap: np.ndarray) -> np.ndarray:
+    """Best label path through per-frame similarities (n, k); a change costs SWITCH, or SWITCH_AT_PAUSE
+    before frames where `cheap` is set (the first frame after a pause)."""
+    n, k = scores.shape
+    if k == 1:
+        return np.zeros(n, int)
+    back = np.zeros((n, k), np.int32)
+    acc = scores[0].astype(np.float64).copy()
+    for t in range(1, n):
+        cost = SWITCH_AT_PAUSE if cheap[t] else SWITCH
+        j = int(np.argmax(acc))
+        stay = acc
+        move = acc[j] - cost
+        take_move = move > stay
+        back[t] = np.where(take_move, j, np.arange(k))
+        acc = np.where(take_move, move, stay) + scores[t]
+    path = np.zeros(n, int)
+    path[-1] = int(np.argmax(acc))
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tuple[int, int, int]]:
+    """(label, start frame, end frame) turns from runs of one label over the speech frames: one speaker's
+    silences shorter than BRIDGE stay inside the turn, a change inside continuous speech moves to the
+    quietest nearby frame."""
+    spans: list[list[int]] = []
+    for f, lab in zip(frames.tolist(), path.tolist()):
+        if spans and spans[-1][0] == lab and f - spans[-1][2] < BRIDGE:
+            spans[-1][2] = f + 1
+        else:
+            spans.append([lab, f, f + 1])
+    for prev, cur in zip(spans, spans[1:]):
+        lo, hi = max(prev[1] + 1, cur[1] - DIP_SEARCH), min(cur[2] - 1, cur[1] + DIP_SEARCH)
+        if cur[1] == prev[2] and hi > lo:  # a change with no silence between: cut at the dip
+            prev[2] = cur[1] = lo + int(np.argmin(db[lo:hi]))
+    return [tuple(sp) for sp in spans]
+
+
+class BuiltinDiarizer:
+    name = "builtin:resemblyzer"
+
+    def __init__(self) -> None:
+        load_encoder()  # fail now, and only once, if the encoder cannot load
+
+    def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
+                max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
+        found = analyse(audio)
+        db, frames = found.db, np.flatnonzero(found.speech)
+        if len(frames) == 0:
+            if hook:
+                hook("diarize", 1, 1)
+            return Diarization((), ())
+        E, starts, lengths = embed_windows(found.mel, frames, hook, total_hint=1, split=SPLIT)
+        ends = starts + lengths
+        # Short windows place short replies; only windows long enough to carry a voice shape the clusters.
+        sure = lengths >= MIN_CLUSTER_WIN
+        if sure.sum() < MIN_NEIGHBOURS:
+            sure[:] = True
+        C = cluster(E[sure], starts[sure], ends[sure], num_speakers, min_speakers, max_speakers)
+        # Each speech frame scores every speaker by the mean similarity of the windows covering it.
+        sims = E @ C.T
+        acc = np.zeros((len(frames) + 1, len(C) + 1))  # running sums of similarity, last column counts
+        np.add.at(acc, starts, np.c_[sims, np.ones(len(sims))])
+        np.add.at(acc, ends, -np.c_[sims, np.ones(len(sims))])
+        run = np.cumsum(acc, axis=0)[:-1]
+        scores = run[:, :-1] / np.maximum(run[:, -1:], 1)
+        cheap = np.concatenate([[False], np.diff(frames) >= PAUSE])
+        path = viterbi(scores, cheap)
+        spans = build_turns(frames, path, db)
+        # SPEAKER_00 is whoever speaks first; speakers the smoothing left without a turn disappear.
+        order: dict[int, int] = {}
+        for lab, _, _ in spans:
+            order.setdefault(lab, len(order))
+        turns = tuple(Turn(f"SPEAKER_{order[lab]:02d}", round(a * HOP / SR, 3), round(b * HOP / SR, 3))
+                      for lab, a, b in spans)
+        if hook:
+            hook("diarize", len(starts) + 1, len(starts) + 1)
+        return Diarization(turns, turns)

@@ -1,0 +1,224 @@
+"""Put people's names on diarizer labels: by hand (--names) and from short voice samples (--speakers DIR).
+
+Enrollment is local: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>, any audio ffmpeg reads. Each diarized speaker
+is embedded from its own (overlap-free) speech with the resemblyzer encoder, compared by cosine similarity
+with every enrolled voice, and the pairs are chosen by an optimal one-to-one assignment. A speaker whose
+assigned voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, decode, is_audio_path
+from .diarize import Diarization
+from .errors import AudioError, UsageError
+from .types import Turn
+
+log = logging.getLogger("majlis")
+
+# Cosine similarity (resemblyzer voice embeddings) at or above which a diarized speaker takes an enrolled
+# name. Measured: flite voices against their own enrollment (other sentences) 0.97-0.99 (demo panel, 12
+# sox-shifted flite voices, an unseen flite conversation); different flite voices <= 0.80 on the demo,
+# <= 0.86 across the shifted set and 0.88 for one voice against itself three semitones higher. Real speech
+# (pyannote's sample.wav, one session): a speaker's two halves 0.95, the two speakers 0.82-0.86. 0.90 sits
+# between; enrollment recorded on another microphone scores lower, so callers may pass a lower threshold.
+MATCH_THRESHOLD = 0.90
+UNKNOWN = "Unknown"
+ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
+MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
+NAMING_STEP = 120  # frames: naming averages whole voices, so its windows need not overlap
+
+
+@dataclass(frozen=True)
+class Naming:
+    mapping: Mapping[str, str]  # diarizer label -> display name (identity when nothing is known)
+    scores: Mapping[str, float] = field(default_factory=dict)  # display name -> similarity (voice matches)
+
+    def apply(self, diarization: Diarization) -> Diarization:
+        def rename(turns: tuple[Turn, ...]) -> tuple[Turn, ...]:
+            return tuple(Turn(self.mapping.get(t.speaker, t.speaker), t.start, t.end) for t in turns)
+
+        return Diarization(rename(diarization.turns), rename(diarization.exclusive))
+
+
+_LABEL = re.compile(r"^[^=,]+$")
+
+
+def parse_names(spec: str) -> dict[str, str]:
+    """"SPEAKER_00=Tahir,SPEAKER_01=Mudaqiq" -> {"SPEAKER_00": "Tahir", "SPEAKER_01": "Mudaqiq"}."""
+    out: dict[str, str] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            raise UsageError(f"--names {spec!r}: empty entry (expected LABEL=Name,LABEL=Name)")
+        label, eq, name = (s.strip() for s in part.partition("="))
+        if not eq or not label or not name or not _LABEL.match(label) or "=" in name:
+            raise UsageError(f"--names: {part.strip()!r} is not LABEL=Name (e.g. SPEAKER_00=Tahir)")
+        if label in out:
+            raise UsageError(f"--names: {label} is named twice")
+        out[label] = name
+    return out
+
+
+def _first_appearance(diarization: Diarization) -> list[str]:
+    seen: dict[str, None] = {}
+    for t in sorted(diarization.turns or diarization.exclusive, key=lambda t: (t.start, t.end)):
+        seen.setdefault(t.speaker, None)
+    for t in diarization.exclusive:
+        seen.setdefault(t.speaker, None)
+    return list(seen)
+
+
+def name_speakers(
+    samples: np.ndarray,
+    diarization: Diarization,
+    *,
+    enrollment_dir: Path | None,
+    names: Mapping[str, str],
+    threshold: float = MATCH_THRESHOLD,
+) -> Naming:
+    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir`."""
+    labels = _first_appearance(diarization)
+    stray = sorted(set(names) - set(labels))
+    if stray:
+        log.warning("--names: no speaker %s in this recording (it has %s)", ", ".join(stray),
+                    ", ".join(labels) or "none")
+    mapping = {lab: names.get(lab, lab) for lab in labels}
+    if enrollment_dir is None:
+        return Naming(mapping, {})
+    voices = enrollment(Path(enrollment_dir))
+    taken = {names[lab] for lab in labels if lab in names}
+    candidates = [n for n in voices if n not in taken]
+    open_labels = [lab for lab in labels if lab not in names]
+    scores: dict[str, float] = {}
+    matched: dict[str, str] = {}
+    if candidates and open_labels:
+        embedded = _cluster_voices(samples, diarization, open_labels)
+        rows = [lab for lab in open_labels if embedded[lab] is not None]
+        if rows:
+            from scipy.optimize import linear_sum_assignment
+
+            sim = np.stack([embedded[lab] for lab in rows]) @ np.stack([voices[n] for n in candidates]).T
+            for i, j in zip(*linear_sum_assignment(-sim)):
+                if sim[i, j] >= threshold:
+                    matched[rows[i]] = candidates[j]
+                    scores[candidates[j]] = round(float(sim[i, j]), 4)
+    unknown = 0
+    for lab in open_labels:
+        if lab in matched:
+            mapping[lab] = matched[lab]
+        else:
+            unknown += 1
+            mapping[lab] = f"{UNKNOWN} {unknown}"
+    return Naming(mapping, scores)
+
+
+def _cluster_voices(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
+    groups = {lab: [(t.start, t.end) for t in diarization.exclusive if t.speaker == lab] for lab in labels}
+    return voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS)
+
+
+def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None = None,
+                     max_windows: int | None = None, min_speech: float = 0.5, remember: bool = True) -> dict:
+    """One unit voice embedding per group of spans ({key: [(start, end), ...]} in seconds; None: all the
+    speech): the length-weighted mean of resemblyzer window embeddings, as its embed_utterance averages its
+    partials. A group with less than `min_speech` seconds of speech gets None."""
+    from .diarize.builtin import STEP, analyse, embed_windows
+
+    found = analyse(samples, remember=remember)
+    out = {}
+    for key, spans in groups.items():
+        keep = found.speech.copy()
+        if spans is not None:
+            inside = np.zeros_like(keep)
+            for a, b in spans:
+                inside[max(0, round(a * 100)) : max(0, round(b * 100))] = True
+            keep &= inside
+        frames = np.flatnonzero(keep)
+        if len(frames) < min_speech * 100:
+            out[key] = None
+            continue
+        emb, _, n = embed_windows(found.mel, frames, step=step or STEP, max_windows=max_windows)
+        mean = (emb * n[:, None]).sum(axis=0)
+        out[key] = mean / max(float(np.linalg.norm(mean)), 1e-9)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- enrollment
+
+_cache: dict[tuple, dict[str, np.ndarray]] = {}
+_cache_lock = threading.Lock()
+
+
+def enrollment_clips(folder: Path) -> dict[str, list[Path]]:
+    """Name -> clips, from DIR/<Name>.<ext> and DIR/<Name>/*.<ext>."""
+    if not folder.exists():
+        raise UsageError(f"{folder}: no such speakers folder")
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder (expected <Name>.<ext> voice clips inside)")
+    clips: dict[str, list[Path]] = {}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot be read ({e.strerror})") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            try:
+                inner = sorted(p for p in entry.iterdir() if p.is_file() and is_audio_path(p)
+                               and not p.name.startswith("."))
+            except OSError as e:
+                raise UsageError(f"{entry}: cannot be read ({e.strerror})") from None
+            if not inner:
+                raise UsageError(f"{entry}: no audio clips for {entry.name} inside")
+            clips.setdefault(entry.name, []).extend(inner)
+        elif is_audio_path(entry):
+            clips.setdefault(entry.stem, []).append(entry)
+    if not clips:
+        raise UsageError(f"{folder}: no voice clips (expected <Name>.<ext> or <Name>/<clip>.<ext>)")
+    return clips
+
+
+def enrollment(folder: Path) -> dict[str, np.ndarray]:
+    """Name -> unit voice embedding; computed once per process for an unchanged folder."""
+    clips = enrollment_clips(folder)
+    key_parts = []
+    for name, paths in clips.items():
+        for p in paths:
+            try:
+                st = p.stat()
+            except OSError as e:
+                raise AudioError(f"{p}: cannot be read ({e.strerror})") from None
+            key_parts.append((name, str(p.resolve()), st.st_size, st.st_mtime_ns))
+    key = tuple(key_parts)
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    voices = {name: _enroll(paths) for name, paths in clips.items()}
+    with _cache_lock:
+        _cache.clear()  # one enrollment folder per run is the norm; do not grow without bound
+        _cache[key] = voices
+    return voices
+
+
+def _enroll(paths: list[Path]) -> np.ndarray:
+    embs = []
+    for p in paths:
+        samples = decode(p)
+        emb = voice_embeddings(samples, {0: None}, min_speech=ENROLL_MIN_SPEECH, remember=False)[0]
+        if emb is None:
+            raise AudioError(
+                f"{p}: too little speech to enroll a voice ({len(samples) / SAMPLE_RATE:.1f} s of audio, "
+                f"need at least {ENROLL_MIN_SPEECH:.0f} s of speech)"
+            )
+        embs.append(emb)
+    mean = np.mean(embs, axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-9)

@@ -1,0 +1,186 @@
+"""The offline diarizer: its pieces on made-up inputs, then the real encoder on real (synthetic) speech."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from majlis.audio import decode
+from majlis.diarize import Diarization, get_diarizer
+from majlis.diarize import builtin as B
+from majlis.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+SR = 16000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def diarizer():
+    return get_diarizer("builtin")
+
+
+@pytest.fixture(scope="module")
+def panel():
+    samples = decode(ROOT / "audio" / "panel.mp3")
+    truth = json.loads((ROOT / "audio" / "panel.truth.json").read_text())
+    return samples, truth
+
+
+# ---------------------------------------------------------------------------------------- pure logic
+
+
+def test_windows_stay_inside_speech_stretches():
+    # Frames 0-299 (3 s), a 0.5 s silence, frames 350-389 (a 0.4 s reply), silence, frames 500-649.
+    frames = np.concatenate([np.arange(0, 300), np.arange(350, 390), np.arange(500, 650)])
+    starts, lengths = B.window_layout(frames, step=25, split=B.SPLIT)
+    ends = starts + lengths
+    stretches = [(0, 300), (300, 340), (340, 490)]  # in positions of `frames`
+    for s, e in zip(starts, ends):
+        assert any(a <= s and e <= b for a, b in stretches), "a window crosses a pause"
+    assert (300, 340) in list(zip(starts.tolist(), ends.tolist())), "the short reply has a window of its own"
+    assert lengths.max() == B.WIN
+    # Without split, windows slide over everything and the last one ends at the end.
+    starts, lengths = B.window_layout(frames, step=25)
+    assert (lengths == B.WIN).all() and starts[-1] + B.WIN == len(frames)
+
+
+def test_viterbi_switches_cheaply_at_pauses():
+    scores = np.full((200, 2), [0.8, 0.7])
+    scores[100:103] = [0.7, 0.8]  # three frames of weak evidence for speaker 1 inside speech
+    assert (B.viterbi(scores, np.zeros(200, bool)) == 0).all(), "a 30 ms blip is smoothed away"
+    scores[100:] = [0.7, 0.8]
+    cheap = np.zeros(200, bool)
+    cheap[100] = True
+    path = B.viterbi(scores, cheap)
+    assert (path[:100] == 0).all() and (path[100:] == 1).all()
+
+
+def test_turns_bridge_short_silences_and_cut_at_the_dip():
+    db = np.full(1000, -20.0)
+    db[460] = -45.0  # the quietest frame near a change inside continuous speech
+    frames = np.concatenate([np.arange(100, 300), np.arange(330, 600), np.arange(700, 800)])
+    path = np.concatenate([np.zeros(200 + 150, int), np.ones(120, int), np.zeros(100, int)])
+    spans = B.build_turns(frames, path, db)
+    assert spans == [(0, 100, 460), (1, 460, 600), (0, 700, 800)]
+
+
+def _voices(rng, centers, counts, spread=0.35):
+    out, labels = [], []
+    for j, (c, n) in enumerate(zip(centers, counts)):
+        x = c + spread * rng.standard_normal((n, c.size)) / np.sqrt(c.size)
+        out.append(x / np.linalg.norm(x, axis=1, keepdims=True))
+        labels += [j] * n
+    return np.concatenate(out), np.array(labels)
+
+
+def test_cluster_counts_speakers_and_respects_bounds():
+    rng = np.random.default_rng(1)
+    centers = [v / np.linalg.norm(v) for v in np.abs(rng.standard_normal((3, 256)))]
+    E, truth = _voices(rng, centers, [120, 80, 60])
+    order = rng.permutation(len(E))  # speakers alternate in time
+    E, truth = E[order], truth[order]
+    starts = np.arange(len(E)) * 200  # windows far apart: none share frames
+    ends = starts + B.WIN
+    C = B.cluster(E, starts, ends, None, None, None)
+    assert len(C) == 3
+    assigned = np.argmax(E @ C.T, axis=1)
+    for j in range(3):  # every true speaker maps onto one cluster
+        assert len(set(assigned[truth == j].tolist())) == 1
+    assert len(B.cluster(E, starts, ends, 2, None, None)) == 2
+    assert len(B.cluster(E, starts, ends, None, None, 2)) == 2
+    assert len(B.cluster(E, starts, ends, None, 4, None)) == 4
+    assert len(B.cluster(E, starts, ends, 12, None, None)) == 12  # asked for more than exist: still obeyed
+    assert len(B.cluster(E[:2], starts[:2], ends[:2], None, None, None)) == 1
+
+
+def test_unknown_diarizer_name():
+    with pytest.raises(UsageError, match="unknown diarizer"):
+        get_diarizer("nemo")
+
+
+# --------------------------------------------------------------------------------------- real encoder
+
+
+def test_speech_detection_follows_the_truth(panel):
+    samples, truth = panel
+    mask = B.detect_speech(samples)
+    inside = np.zeros_like(mask)
+    for t in truth["turns"]:
+        inside[int(t["start"] * 100) : int(np.ceil(t["end"] * 100))] = True
+    precision = (mask & inside).sum() / mask.sum()
+    recall = (mask & inside).sum() / inside.sum()
+    # Recall leaves room for the pauses between sentences, which the truth counts as part of a turn.
+    assert precision > 0.99 and recall > 0.85, (precision, recall)
+
+
+def test_silence_and_empty_input(diarizer):
+    assert diarizer.diarize(np.zeros(0, np.float32)) == Diarization((), ())
+    noise = (np.random.default_rng(0).random(5 * SR) - 0.5).astype(np.float32) * 1e-3
+    calls = []
+    assert diarizer.diarize(noise, hook=lambda *a: calls.append(a)).turns == ()
+    assert calls and calls[-1][1] == calls[-1][2]
+
+
+def test_panel_excerpt(diarizer, panel):
+    samples, truth = panel
+    excerpt = samples[: 80 * SR]
+    calls = []
+    d = diarizer.diarize(excerpt, hook=lambda *a: calls.append(a))
+    assert diarizer.name == "builtin:resemblyzer"
+    assert d.turns == d.exclusive
+    assert d.turns[0].speaker == "SPEAKER_00", "labels follow first appearance"
+    for a, b in zip(d.turns, d.turns[1:]):
+        assert a.start < a.end <= b.start < b.end
+    assert 0 <= d.turns[0].start and d.turns[-1].end <= 80.0
+    assert {c[0] for c in calls} == {"diarize"} and calls[-1][1] == calls[-1][2]
+    assert all(b[1] >= a[1] for a, b in zip(calls, calls[1:])), "progress never goes back"
+    speakers_in_excerpt = {t["speaker"] for t in truth["turns"] if t["start"] < 80}
+    assert len(d.labels) == len(speakers_in_excerpt)
+    assert len(diarizer.diarize(excerpt, num_speakers=2).labels) == 2
+    assert len(diarizer.diarize(excerpt, max_speakers=2).labels) <= 2
+
+
+@pytest.mark.skipif(not (shutil.which("flite") and shutil.which("sox")), reason="needs flite and sox")
+def test_overlapped_turn_change(diarizer, tmp_path):
+    def say(voice, text):
+        subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(tmp_path / "x.wav")], check=True)
+        return decode(tmp_path / "x.wav").astype(np.float64)
+
+    a = say("slt", "The museum reopened in the spring after three years of repairs to the roof and walls.")
+    b = say("awb", "I went on the first day, and the new rooms for the carpets were quite wonderful to see.")
+    overlap = int(0.6 * SR)
+    mix = np.zeros(len(a) + len(b) - overlap + SR)
+    mix[: len(a)] += a
+    mix[len(a) - overlap : len(a) - overlap + len(b)] += b
+    mix += np.random.default_rng(0).normal(0, 5e-4, len(mix))
+    d = diarizer.diarize(mix.astype(np.float32))
+    assert len(d.labels) == 2
+    changes = [t.start for t in d.turns[1:]]
+    assert len(changes) == 1
+    # The change falls inside (or right at the edge of) the stretch where both talk.
+    assert (len(a) - overlap) / SR - 0.3 <= changes[0] <= len(a) / SR + 0.3
+    for x, y in zip(d.turns, d.turns[1:]):
+        assert x.end <= y.start
+
+
+def test_encoder_input_is_resemblyzers_mel(panel):
+    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    samples = panel[0][: 20 * SR + 123]
+    reference = wav_to_mel_spectrogram(samples * 0.5)
+    for chunk in (60_000, 333, 7):  # the chunked spectrum is the same whatever the chunk size
+        mel = B.mel_frames(samples, 0.5, chunk=chunk).numpy()
+        assert mel.shape == reference.shape
+        assert np.abs(mel - reference).max() <= 1e-5 * np.abs(reference).max()

@@ -1,0 +1,287 @@
+"""Naming diarized speakers: --names parsing, the one-to-one voice assignment, enrollment folders and their
+errors, and end to end (builtin diarization + voice naming) on the demo panel and on a conversation that no
+part of majlis was tuned on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from majlis import speakers
+from majlis.audio import decode
+from majlis.diarize import Diarization
+from majlis.errors import AudioError, UsageError
+from majlis.speakers import Naming, enrollment, enrollment_clips, name_speakers, parse_names
+from majlis.types import Turn
+
+ROOT = Path(__file__).resolve().parents[1]
+PANEL = ROOT / "audio" / "panel.mp3"
+SPEAKERS = ROOT / "audio" / "speakers"
+SR = 16000
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+# ------------------------------------------------------------------------------------------------ --names
+
+
+def test_parse_names():
+    assert parse_names("SPEAKER_00=Tahir, SPEAKER_01 = Amin Mudaqiq") == {
+        "SPEAKER_00": "Tahir",
+        "SPEAKER_01": "Amin Mudaqiq",
+    }
+
+
+@pytest.mark.parametrize("spec", ["", "SPEAKER_00", "SPEAKER_00=", "=Tahir", "A=B=C", "A=x,,B=y", "A=x,A=y"])
+def test_parse_names_rejects_bad_syntax(spec):
+    with pytest.raises(UsageError) as e:
+        parse_names(spec)
+    assert "\n" not in str(e.value) and "--names" in str(e.value)
+
+
+def _diarization(*turns: tuple[str, float, float]) -> Diarization:
+    t = tuple(Turn(*x) for x in turns)
+    return Diarization(t, t)
+
+
+def test_manual_names_only():
+    d = _diarization(("SPEAKER_01", 0, 1), ("SPEAKER_00", 1, 2), ("SPEAKER_02", 2, 3))
+    naming = name_speakers(np.zeros(3 * SR, np.float32), d, enrollment_dir=None, names={"SPEAKER_00": "Tahir"})
+    assert naming.mapping == {"SPEAKER_01": "SPEAKER_01", "SPEAKER_00": "Tahir", "SPEAKER_02": "SPEAKER_02"}
+    assert naming.scores == {}
+    named = naming.apply(d)
+    assert [t.speaker for t in named.turns] == ["SPEAKER_01", "Tahir", "SPEAKER_02"]
+    assert named.exclusive == named.turns
+
+
+def test_stray_manual_name_warns(caplog):
+    d = _diarization(("SPEAKER_00", 0, 1))
+    with caplog.at_level("WARNING", logger="majlis"):
+        naming = name_speakers(np.zeros(SR, np.float32), d, enrollment_dir=None, names={"SPEAKER_07": "X"})
+    assert naming.mapping == {"SPEAKER_00": "SPEAKER_00"}
+    assert "SPEAKER_07" in caplog.text
+
+
+def test_apply_keeps_times_and_unmapped_labels():
+    d = Diarization((Turn("A", 0, 2), Turn("B", 1, 3)), (Turn("A", 0, 1), Turn("B", 1, 3)))
+    named = Naming({"A": "Tahir"}, {"Tahir": 0.9}).apply(d)
+    assert named.turns == (Turn("Tahir", 0, 2), Turn("B", 1, 3))
+    assert named.exclusive == (Turn("Tahir", 0, 1), Turn("B", 1, 3))
+
+
+# --------------------------------------------------------------------------------------------- enrollment
+
+
+def test_enrollment_layouts(tmp_path):
+    (tmp_path / "Tahir.mp3").write_bytes(b"x")
+    (tmp_path / "Pannier").mkdir()
+    (tmp_path / "Pannier" / "a.wav").write_bytes(b"x")
+    (tmp_path / "Pannier" / "b.flac").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / ".hidden.wav").write_bytes(b"x")
+    clips = enrollment_clips(tmp_path)
+    assert sorted(clips) == ["Pannier", "Tahir"]
+    assert [p.name for p in clips["Pannier"]] == ["a.wav", "b.flac"]
+
+
+def test_enrollment_errors_name_the_problem(tmp_path):
+    with pytest.raises(UsageError, match="no such speakers folder"):
+        enrollment(tmp_path / "missing")
+    with pytest.raises(UsageError, match="no voice clips"):
+        enrollment(tmp_path)
+    (tmp_path / "Empty").mkdir()
+    with pytest.raises(UsageError, match="Empty"):
+        enrollment(tmp_path)
+    shutil.rmtree(tmp_path / "Empty")
+    bad = tmp_path / "Broken.mp3"
+    bad.write_bytes(b"this is not an mp3 at all" * 10)
+    with pytest.raises(AudioError) as e:
+        enrollment(tmp_path)
+    assert str(bad) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_enrollment_clip_without_speech(tmp_path):
+    quiet = tmp_path / "Silent.wav"
+    _write_wav(quiet, np.zeros(3 * SR, np.float32))
+    with pytest.raises(AudioError, match="too little speech"):
+        enrollment(tmp_path)
+
+
+def test_enrollment_is_cached_per_folder_state(tmp_path):
+    shutil.copy(SPEAKERS / "Tahir.mp3", tmp_path / "Tahir.mp3")
+    first = enrollment(tmp_path)
+    assert enrollment(tmp_path) is first
+    shutil.copy(SPEAKERS / "Pannier.mp3", tmp_path / "Pannier.mp3")
+    second = enrollment(tmp_path)
+    assert second is not first and sorted(second) == ["Pannier", "Tahir"]
+
+
+# ------------------------------------------------------------------------------ voices on the demo panel
+
+
+def _ier(truth_turns, named: Diarization) -> float:
+    from pyannote.core import Annotation, Segment
+    from pyannote.metrics.identification import IdentificationErrorRate
+
+    reference, hypothesis = Annotation(), Annotation()
+    for i, t in enumerate(truth_turns):
+        reference[Segment(t["start"], t["end"]), i] = t["speaker"]
+    for i, t in enumerate(named.turns):
+        hypothesis[Segment(t.start, t.end), i] = t.speaker
+    return IdentificationErrorRate(collar=0.0, skip_overlap=False)(reference, hypothesis, uem=None)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    from majlis.diarize import get_diarizer
+
+    samples = decode(PANEL)
+    truth = json.loads((ROOT / "audio" / "panel.truth.json").read_text())
+    return samples, truth, get_diarizer("builtin")
+
+
+@pytest.mark.slow
+def test_panel_named_by_voice(panel):
+    samples, truth, diarizer = panel
+    diarization = diarizer.diarize(samples)
+    assert len(diarization.labels) == 4, "the number of speakers is estimated, not given"
+    naming = name_speakers(samples, diarization, enrollment_dir=SPEAKERS, names={})
+    assert sorted(naming.mapping.values()) == sorted(truth["speakers"])
+    assert all(s >= speakers.MATCH_THRESHOLD for s in naming.scores.values()) and len(naming.scores) == 4
+    ier = _ier(truth["turns"], naming.apply(diarization))
+    assert ier <= 0.05, f"identification error rate {ier:.3f}"
+
+
+@pytest.mark.slow
+def test_panel_manual_name_wins_and_missing_voice_is_unknown(panel, tmp_path):
+    samples, truth, diarizer = panel
+    diarization = diarizer.diarize(samples, num_speakers=4)
+    # Pannier is not enrolled: his cluster must not borrow a name. Tahir is named by hand.
+    for name in ("Tahir", "Mudaqiq", "Tolibov"):
+        shutil.copy(SPEAKERS / f"{name}.mp3", tmp_path / f"{name}.mp3")
+    first = diarization.exclusive[0].speaker  # Tahir opens the panel
+    naming = name_speakers(samples, diarization, enrollment_dir=tmp_path, names={first: "Muhammad Tahir"})
+    assert naming.mapping[first] == "Muhammad Tahir"
+    assert sorted(naming.mapping.values()) == ["Mudaqiq", "Muhammad Tahir", "Tolibov", "Unknown 1"]
+    assert set(naming.scores) == {"Mudaqiq", "Tolibov"}
+    reference = [dict(t, speaker={"Tahir": "Muhammad Tahir", "Pannier": "Unknown 1"}.get(t["speaker"], t["speaker"]))
+                 for t in truth["turns"]]
+    assert _ier(reference, naming.apply(diarization)) <= 0.05
+
+
+# ------------------------------------------------------------- a conversation nobody tuned anything on
+
+
+VOICES = {"Ada": ("slt", ["pitch", "-250"]), "Bram": ("rms", ["pitch", "-150", "tempo", "0.92"]),
+          "Chen": ("kal16", ["pitch", "250"])}
+CONVERSATION = [  # speaker, silence before the turn in seconds (negative: starts over the previous one), text
+    ("Chen", 0.0, "Good morning. Our topic today is water, and who gets to use it when the rivers run low."),
+    ("Ada", 0.6, "Thank you. In the valleys I visited last summer, farmers waited weeks for their turn at the canal."),
+    ("Bram", 0.45, "That matches what we measured. The upstream dams hold back more water every year."),
+    ("Ada", 0.0, "And nobody downstream is asked."),
+    ("Chen", 0.7, "Bram, is there any agreement between the countries on the river?"),
+    ("Bram", 0.5, "There is an old one. It sets quotas, but the quotas ignore how much the glaciers have shrunk."),
+    ("Ada", -0.5, "Which is exactly why the farmers stopped trusting it."),
+    ("Chen", 0.55, "Yes."),
+    ("Bram", 0.6, "New reservoirs could help, yet every new reservoir also means more evaporation in the heat."),
+    ("Chen", 0.4, "So what would you change first?"),
+    ("Ada", 0.65, "I would pay for lined canals. Half of the water is lost before it reaches a single field."),
+    ("Chen", 0.6, "Thank you both. That is all the time we have for today."),
+]
+ENROLL = {
+    "Ada": "My grandmother kept a small garden behind the house. She grew tomatoes, onions and a few herbs.",
+    "Bram": "The laboratory opens at eight and closes late. We test samples from wells all over the province.",
+    "Chen": "Welcome to the programme, where we listen to people from every corner of the region.",
+}
+
+
+def _write_wav(path: Path, x: np.ndarray) -> None:
+    subprocess.run(["sox", "-t", "f32", "-r", str(SR), "-c", "1", "-", str(path)],
+                   input=np.asarray(x, np.float32).tobytes(), check=True, capture_output=True)
+
+
+def _say(work: Path, name: str, text: str) -> np.ndarray:
+    voice, effects = VOICES[name]
+    raw = work / "raw.wav"
+    subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(raw)], check=True, capture_output=True)
+    out = subprocess.run(["sox", "-R", "-V1", str(raw), "-t", "f32", "-c", "1", "-r", str(SR), "-"] + effects,
+                         check=True, capture_output=True).stdout
+    x = np.frombuffer(out, np.float32).astype(np.float64)
+    n = len(x) // 160
+    rms = np.sqrt((x[: n * 160].reshape(n, 160) ** 2).mean(axis=1))
+    voiced = np.flatnonzero(rms > rms.max() * 0.01)  # -40 dB: the truth bounds are the voiced part
+    x = x[voiced[0] * 160 : (voiced[-1] + 1) * 160]
+    return x * (0.07 / np.sqrt((x**2).mean()))
+
+
+@pytest.fixture(scope="module")
+def conversation(tmp_path_factory):
+    if not (shutil.which("flite") and shutil.which("sox")):
+        pytest.skip("needs flite and sox to synthesise a conversation")
+    work = tmp_path_factory.mktemp("conversation")
+    placed, truth, end = [], [], int(0.4 * SR)
+    for name, gap, text in CONVERSATION:
+        x = _say(work, name, text)
+        start = end + int(gap * SR)
+        placed.append((start, x))
+        truth.append({"speaker": name, "start": start / SR, "end": (start + len(x)) / SR})
+        end = start + len(x)
+    rng = np.random.default_rng(7)
+    total = end + int(0.5 * SR)
+    mix = (rng.random(total) - rng.random(total)) * 0.0008  # room tone, about -68 dBFS
+    for start, x in placed:
+        mix[start : start + len(x)] += x
+    folder = work / "voices"
+    folder.mkdir()
+    for name, text in ENROLL.items():
+        clip = _say(work, name, text)
+        if name == "Bram":  # the DIR/<Name>/*.<ext> layout, two clips
+            (folder / name).mkdir()
+            half = len(clip) // 2
+            _write_wav(folder / name / "one.wav", clip[:half])
+            _write_wav(folder / name / "two.wav", clip[half:])
+        else:
+            _write_wav(folder / f"{name}.wav", clip)
+    path = work / "talk.wav"
+    _write_wav(path, mix)
+    return decode(path), truth, folder
+
+
+@pytest.mark.slow
+def test_unseen_conversation_named_by_voice(conversation):
+    from majlis.diarize import get_diarizer
+
+    samples, truth, folder = conversation
+    diarization = get_diarizer("builtin").diarize(samples)
+    assert len(diarization.labels) == 3
+    naming = name_speakers(samples, diarization, enrollment_dir=folder, names={})
+    assert sorted(naming.mapping.values()) == ["Ada", "Bram", "Chen"]
+    assert _ier(truth, naming.apply(diarization)) <= 0.05
+    # The one-word reply between two long turns keeps its own speaker.
+    yes = next(t for t in truth if t["end"] - t["start"] < 1.0)
+    mid = (yes["start"] + yes["end"]) / 2
+    assert [t.speaker for t in naming.apply(diarization).exclusive if t.start <= mid < t.end] == ["Chen"]
+
+
+@pytest.mark.slow
+def test_unenrolled_voice_becomes_unknown(conversation, tmp_path):
+    from majlis.diarize import get_diarizer
+
+    samples, truth, folder = conversation
+    shutil.copy(folder / "Ada.wav", tmp_path / "Ada.wav")
+    shutil.copytree(folder / "Bram", tmp_path / "Bram")
+    diarization = get_diarizer("builtin").diarize(samples, num_speakers=3)
+    naming = name_speakers(samples, diarization, enrollment_dir=tmp_path, names={})
+    assert sorted(naming.mapping.values()) == ["Ada", "Bram", "Unknown 1"]
+    reference = [dict(t, speaker="Unknown 1" if t["speaker"] == "Chen" else t["speaker"]) for t in truth]
+    assert _ier(reference, naming.apply(diarization)) <= 0.05
