@@ -2,21 +2,30 @@
 
 The system ffmpeg is used when present, else the binary that imageio-ffmpeg ships (no root needed);
 pydub is pointed at the same binary so clips are cut by the same decoder.
+
+ffmpeg decodes a cut-off file without complaint more often than not, so decode() also checks the file is
+whole: the decoded length against the length the header promises, and for MP3 and Ogg (whose headers often
+promise nothing) the last frame or page against the end of the file.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import mmap
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import AudioError
+
+log = logging.getLogger("majlis")
 
 SAMPLE_RATE = 16000
 AUDIO_EXTENSIONS = frozenset(
@@ -50,19 +59,41 @@ class Probe:
     codec: str
     sample_rate: int | None
     channels: str
+    # ffmpeg guessed the duration from file size and bitrate (MP3 without a Xing header): no promise.
+    estimated: bool = False
+    # A moving picture beside the sound (cover art does not count): the container's duration may be the
+    # picture's, longer than the sound's.
+    video: bool = False
 
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
 _AUDIO_STREAM = re.compile(r"Stream #\S+.*?: Audio: (\w+)[^,\n]*(?:, (\d+) Hz)?(?:, ([^,\n]+))?")
+_VIDEO_STREAM = re.compile(r"Stream #\S+.*?: Video: (?!.*\(attached pic\)).*")
+_CONTEXT = re.compile(r"^\[[^\]]* @ (?:0x)?[0-9a-f]+\]\s*")  # "[mp3 @ 0x55...] " on ffmpeg log lines
+_CUT_OFF = ("moov atom not found", "end of file", "truncat", "prematurely", "partial file")
 
 
-def _first_error_line(stderr: str, path: Path) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    name = str(path)
-    for ln in reversed(lines):
-        if ln.startswith(name + ":"):
-            return ln[len(name) + 1 :].strip()
-    return lines[-1] if lines else "unknown ffmpeg error"
+def _messages(stderr: str, path: Path) -> list[str]:
+    """ffmpeg's log lines without their "[demuxer @ 0x..]" and "PATH:" prefixes."""
+    out = []
+    for ln in stderr.splitlines():
+        ln = _CONTEXT.sub("", ln.strip())
+        if ln.startswith(str(path) + ":"):
+            ln = ln[len(str(path)) + 1 :].strip()
+        if ln:
+            out.append(ln)
+    return out
+
+
+def _unreadable(stderr: str, path: Path) -> str:
+    lines = _messages(stderr, path)
+    text = " ".join(lines).lower()
+    for ln in lines:
+        if any(k in ln.lower() for k in _CUT_OFF):
+            return f"damaged or truncated ({ln})"
+    if "invalid data" in text or "misdetection" in text or "invalid argument" in text:
+        return "not an audio or video file ffmpeg can read"
+    return f"ffmpeg cannot read it ({lines[-1] if lines else 'no message'})"
 
 
 def probe(path: str | os.PathLike) -> Probe:
@@ -88,42 +119,212 @@ def probe(path: str | os.PathLike) -> Probe:
     )
     err = proc.stderr
     if "Input #0" not in err:
-        cause = _first_error_line(err, p)
-        if "Invalid data" in cause:
-            cause = "not an audio or video file ffmpeg can read"
-        raise AudioError(f"{p}: {cause}")
+        raise AudioError(f"{p}: {_unreadable(err, p)}")
     m = _AUDIO_STREAM.search(err)
     if not m:
         raise AudioError(f"{p}: has no audio stream")
     d = _DURATION.search(err)
     duration = int(d[1]) * 3600 + int(d[2]) * 60 + float(d[3]) if d else None
-    return Probe(p, duration, m[1], int(m[2]) if m[2] else None, (m[3] or "").strip())
+    return Probe(
+        p, duration, m[1], int(m[2]) if m[2] else None, (m[3] or "").strip(),
+        estimated="Estimating duration from bitrate" in err,
+        video=bool(_VIDEO_STREAM.search(err)),
+    )
+
+
+# --- is the file whole? -------------------------------------------------------------------------------
+
+_MP3_KBPS = {
+    (1, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (1, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (1, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (2, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (2, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (2, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+_TAIL = 256 * 1024  # longer than any MP3 frame or Ogg page
+
+
+def _mp3_frame(buf, pos: int) -> tuple[tuple[int, int, int], int] | None:
+    """(version, layer, rate) and length in bytes of the MPEG audio frame at pos, or None."""
+    if pos + 4 > len(buf) or buf[pos] != 0xFF or (buf[pos + 1] & 0xE0) != 0xE0:
+        return None
+    b1, b2 = buf[pos + 1], buf[pos + 2]
+    version, layer_bits, br_i, sr_i = (b1 >> 3) & 3, (b1 >> 1) & 3, b2 >> 4, (b2 >> 2) & 3
+    if version == 1 or layer_bits == 0 or br_i in (0, 15) or sr_i == 3:
+        return None  # reserved values, or free format whose frame length the header does not give
+    layer = 4 - layer_bits
+    kbps = _MP3_KBPS[(1 if version == 3 else 2, layer)][br_i - 1]
+    rate = _MP3_RATES[version][sr_i]
+    pad = (b2 >> 1) & 1
+    if layer == 1:
+        size = (12 * kbps * 1000 // rate + pad) * 4
+    else:
+        size = (72 if layer == 3 and version != 3 else 144) * kbps * 1000 // rate + pad
+    return (version, layer, rate), size
+
+
+def _mp3_cut(buf) -> str | None:
+    """Whether the last MP3 frame is cut off. None also when the file does not say (odd tail data)."""
+    size = len(buf)
+    start = 0
+    if buf[:3] == b"ID3" and size >= 10:
+        start = 10 + ((buf[6] & 0x7F) << 21 | (buf[7] & 0x7F) << 14 | (buf[8] & 0x7F) << 7 | (buf[9] & 0x7F))
+    pos = max(start, size - _TAIL)
+    # Find a frame that starts a chain of four, so a stray 0xFF byte in the data is not taken for a header.
+    while pos < size - 4:
+        first = _mp3_frame(buf, pos)
+        if first:
+            chain, p = 0, pos
+            while chain < 4 and (f := _mp3_frame(buf, p)) and f[0] == first[0]:
+                p += f[1]
+                chain += 1
+            if chain == 4 or (chain >= 2 and p >= size):
+                break
+        pos += 1
+    else:
+        return None
+    kind = _mp3_frame(buf, pos)[0]
+    while pos < size:
+        rest = size - pos
+        if (rest == 128 and buf[pos : pos + 3] == b"TAG") or buf[pos : pos + 8] in (b"APETAGEX", b"LYRICSBE"):
+            return None
+        f = _mp3_frame(buf, pos)
+        if f is None or f[0] != kind:
+            if rest < 4 and buf[pos] == 0xFF:
+                return "the last MP3 frame header is cut off"
+            return None
+        if f[1] > rest:
+            return f"the last MP3 frame is cut off ({rest} of {f[1]} bytes)"
+        pos += f[1]
+    return None
+
+
+def _ogg_cut(buf) -> str | None:
+    """Whether the last Ogg page is cut off or the stream never ends (no end-of-stream page)."""
+    size = len(buf)
+    pos = buf.find(b"OggS", max(0, size - _TAIL))
+    while pos != -1:
+        p, chain, cut = pos, 0, False
+        while buf[p : p + 4] == b"OggS":
+            nseg = buf[p + 26] if p + 27 <= size else 0
+            length = 27 + nseg + sum(buf[p + 27 : p + 27 + nseg])
+            if p + 27 > size or p + 27 + nseg > size or p + length > size:
+                cut = True
+                break
+            last, p, chain = p, p + length, chain + 1
+        if chain and p == size:
+            return None if buf[last + 5] & 0x04 else "the Ogg stream has no end-of-stream page"
+        if cut and chain >= 2:
+            return "the last Ogg page is cut off"
+        if chain >= 2:
+            return None  # something other than Ogg pages follows: not ours to judge
+        pos = buf.find(b"OggS", pos + 1)
+    return None
+
+
+def _wav_cut(buf) -> str | None:
+    """Whether the WAV data chunk holds fewer bytes than its header says."""
+    pos, size = 12, len(buf)
+    while pos + 8 <= size:
+        cid, length = buf[pos : pos + 4], int.from_bytes(buf[pos + 4 : pos + 8], "little")
+        if cid == b"data":
+            if length in (0, 0xFFFFFFFF):
+                return None  # written while streaming: the size was never filled in
+            have = size - pos - 8
+            return f"the data chunk promises {length} bytes, the file holds {have}" if have < length else None
+        pos += 8 + length + (length & 1)
+    return None
+
+
+def _container_cut(path: Path, codec: str) -> str | None:
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if buf[:4] == b"OggS":
+                return _ogg_cut(buf)
+            if buf[:4] == b"RIFF" and buf[8:12] == b"WAVE":
+                return _wav_cut(buf)
+            if codec == "mp3" and (buf[:3] == b"ID3" or _mp3_frame(buf, 0)):
+                return _mp3_cut(buf)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+# --- decoding -----------------------------------------------------------------------------------------
+
+
+def _run_decoder(cmd: list[str], expected: int) -> tuple[np.ndarray, int, str]:
+    """Stream ffmpeg's f32le output into one growing array: no second copy of a long recording."""
+    buf = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
+    filled = 0  # bytes
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL)
+        try:
+            assert proc.stdout is not None
+            while True:
+                view = memoryview(buf).cast("B")
+                if filled == len(view):
+                    bigger = np.empty(len(buf) * 2, dtype=np.float32)
+                    bigger[: len(buf)] = buf
+                    buf = bigger
+                    continue
+                got = proc.stdout.readinto(view[filled:])
+                if not got:
+                    break
+                filled += got
+            rc = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+        errf.seek(0)
+        stderr = errf.read().decode("utf-8", "replace")
+    n = filled // 4
+    samples = buf[:n]
+    if len(buf) > 1.1 * n + SAMPLE_RATE:
+        samples = samples.copy()  # do not keep a mostly empty buffer alive
+    return samples, rc, stderr
 
 
 def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the first audio stream to mono float32 at `sample_rate`, checking it is whole."""
     info = probe(path)
-    proc = subprocess.run(
-        [
-            ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error", "-xerror",
-            "-i", str(info.path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-            "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-",
-        ],
-        capture_output=True,
-    )
-    samples = np.frombuffer(proc.stdout, dtype=np.float32)
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise AudioError(f"{info.path}: damaged or truncated ({_first_error_line(stderr, info.path)})")
+    p = info.path
+    cut = _container_cut(p, info.codec)
+    if cut:
+        raise AudioError(f"{p}: truncated ({cut})")
+    cmd = [
+        ffmpeg_binary(), "-hide_banner", "-nostdin", "-v", "error",
+        "-i", str(p), "-map", "0:a:0", "-vn", "-sn", "-dn",
+        "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-",
+    ]
+    expected = int(((info.duration or 60.0) + 1.0) * sample_rate * 1.02)
+    samples, rc, stderr = _run_decoder(cmd, expected)
+    problems = _messages(stderr, p)
+    if rc != 0:
+        raise AudioError(f"{p}: damaged or truncated ({problems[-1] if problems else f'ffmpeg exit {rc}'})")
     decoded = len(samples) / sample_rate
-    # A truncated file often decodes "successfully" to less audio than its header promises.
-    if info.duration and info.duration > 1.0 and decoded < 0.9 * info.duration - 0.5:
-        raise AudioError(
-            f"{info.path}: truncated (header says {info.duration:.1f} s, only {decoded:.1f} s decodable)"
-        )
+    if info.duration and not info.estimated:
+        missing = info.duration - decoded
+        # Decoder errors and audio missing: damage. A glitch that costs a few frames in the middle of a
+        # long recording is concealed and let through; without errors only a clear shortfall counts,
+        # since some containers' durations are rounded or include the encoder's padding.
+        if problems and missing > 0.2 + 0.005 * info.duration:
+            raise AudioError(
+                f"{p}: damaged or truncated ({problems[0]}; header says {info.duration:.2f} s, "
+                f"only {decoded:.2f} s decodable)"
+            )
+        if missing > 0.5 + 0.05 * info.duration and not info.video:
+            raise AudioError(f"{p}: truncated (header says {info.duration:.1f} s, only {decoded:.1f} s decodable)")
     if len(samples) == 0 and (info.duration or 0) > 0.1:
-        raise AudioError(f"{info.path}: no decodable audio")
-    return samples.copy()
+        raise AudioError(f"{p}: no decodable audio ({problems[0] if problems else 'empty audio stream'})")
+    if problems:
+        log.warning("%s: decoded with errors, damaged parts concealed (%s)", p, problems[0])
+    return samples
 
 
 def is_audio_path(path: Path) -> bool:
