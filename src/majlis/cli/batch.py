@@ -1,3 +1,199 @@
-"""majlis batch commands (being written)."""
+"""`majlis batch` and `majlis batch-status`: whole collections, resumable, one bad file never stops the run."""
 
-commands: list = []
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .transcribe import build_options, engine_options
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _plan_line(info: dict) -> str:
+    files, todo = info["files"], info["todo"]
+    parts = []
+    if info["skipped"]:
+        parts.append(f"{info['skipped']} done earlier")
+    if info["failed_earlier"]:
+        parts.append(f"{info['failed_earlier']} failed earlier (unchanged; --retry-failed tries them again)")
+    head = f"majlis: {files} file{'s' if files != 1 else ''}: "
+    head += f"{todo} to process" if todo else "nothing to do"
+    return head + (", " + ", ".join(parts) if parts else "")
+
+
+class PlainLog:
+    """Not a terminal: one line per file and stage on stderr, e.g. `[3/20] 2019-interview asr done 12.4s`."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, e) -> None:
+        tag = f"[{e.position}/{e.total}] {e.episode}"
+        if e.kind == "plan":
+            self._line(_plan_line(dict(e.info)))
+        elif e.kind == "stage" and e.status == "done":
+            self._line(f"{tag} {e.stage} done {e.seconds:.1f}s")
+        elif e.kind == "stage" and e.status == "reused":
+            self._line(f"{tag} {e.stage} reused (cached)")
+        elif e.kind == "file" and e.status == "done":
+            self._line(f"{tag} done ({_fmt_duration(e.seconds)} of audio)")
+        elif e.kind == "file" and e.status == "indexed":
+            self._line(f"{tag} added to the index (transcribed earlier)")
+        elif e.kind == "file" and e.status == "failed":
+            self._line(f"{tag} FAILED at {e.stage or '?'}: {e.error}")
+        elif e.kind == "file" and e.status == "failed-earlier":
+            self._line(f"{tag} failed earlier at {e.stage or '?'}: {e.error}")
+
+
+class RichProgress:
+    """On a terminal: files done/total with ETA, and a line per file in flight with its current stage."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import TimeRemainingColumn
+
+        self.console = Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False,
+        )
+        self.overall = None
+        self.files: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def _file_task(self, e) -> int:
+        if e.episode not in self.files:
+            self.files[e.episode] = self.progress.add_task(f"  [{e.position}/{e.total}] {e.episode}", total=1)
+        return self.files[e.episode]
+
+    def __call__(self, e) -> None:
+        p = self.progress
+        if e.kind == "plan":
+            self.console.print(_plan_line(dict(e.info)))
+            self.overall = p.add_task("files", total=max(1, e.info["todo"]))
+        elif e.kind in ("stage", "progress") and e.episode and self.overall is not None:
+            task = self._file_task(e)
+            amount = e.amount or 1.0
+            completed = e.completed if e.kind == "progress" else (1.0 if e.status in ("done", "reused") else 0.0)
+            p.update(task, description=f"  [{e.position}/{e.total}] {e.episode}: {e.stage}",
+                     completed=completed, total=amount if e.kind == "progress" else 1)
+        elif e.kind == "file":
+            task = self.files.pop(e.episode, None)
+            if task is not None:
+                p.remove_task(task)
+            if e.status == "failed":
+                self.console.print(f"[red]FAILED[/red] [{e.position}/{e.total}] {e.episode} at {e.stage}: {e.error}",
+                                   markup=True, highlight=False)
+            elif e.status == "failed-earlier":
+                self.console.print(f"failed earlier: {e.episode} at {e.stage}: {e.error}", highlight=False)
+            if e.status in ("done", "failed") and self.overall is not None:
+                p.advance(self.overall)
+
+
+def print_summary(summary, *, title: str = "majlis batch") -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", caption_justify="left",
+                  caption="RTF: wall time / audio time (below 1: faster than real time)")
+    for name in ("files", "done", "skipped", "failed", "failed before", "audio", "wall", "RTF"):
+        table.add_column(name, justify="right")
+    rtf = summary.real_time_factor
+    table.add_row(
+        str(summary.files), str(summary.done), str(summary.skipped), str(summary.failed), str(summary.failed_earlier),
+        f"{summary.audio_seconds / 3600:.3f} h", _fmt_duration(summary.wall_seconds),
+        f"{rtf:.2f}" if rtf is not None else "-",
+    )
+    console.print(table)
+    if summary.failures:  # plain echo: a long path must stay on one line, copy-pasteable
+        click.echo(f"{len(summary.failures)} failed:")
+        for f in summary.failures:
+            where = "" if f.source in f.error else f"{f.source}: "
+            click.echo(f"  {f.episode} ({f.stage or '?'}): {where}{f.error}")
+
+
+@click.command("batch")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for <episode>.<ext> outputs, the ledger and the stage caches (.majlis/).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes, each loading the models once.")
+@click.option("--retry-failed", is_flag=True, help="Retry only the files that failed before.")
+@click.option("--force", is_flag=True, help="Redo every stage of every file, ignoring the ledger and caches.")
+@engine_options
+def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, retry_failed: bool, force: bool, **kw) -> None:
+    """Transcribe a whole collection: folders (recursed), globs, or manifests (.txt one path per line;
+    .csv with a path column and optional episode, title, date, ... columns).
+
+    Resumable: run the same command again after a crash and only unfinished work is done. Exit status 0 when
+    every file is done, 1 when any failed (see `majlis batch-status`), 2 for bad arguments.
+    """
+    from ..batch import run_batch
+    from ..writers import parse_formats
+
+    formats = parse_formats(kw["formats"])
+    options = build_options(kw)
+    renderer = RichProgress() if sys.stderr.isatty() else PlainLog()
+    with renderer:
+        summary = run_batch(
+            inputs, out_dir, options=options, formats=formats, index_dir=kw["index_dir"], workers=workers,
+            retry_failed=retry_failed, force=force, hook=renderer, argv=shlex.join(["majlis", *sys.argv[1:]]),
+        )
+    print_summary(summary)
+    click.get_current_context().exit(summary.exit_code)
+
+
+@click.command("batch-status")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The --out folder of a `majlis batch` run.")
+def batch_status_command(out_dir: Path) -> None:
+    """Show the last batch run's summary and every failed file with its error (exit 1 if any failed)."""
+    from ..batch import batch_status
+
+    status = batch_status(out_dir)
+    if status.last_run is not None:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.started)) if status.started else "?"
+        click.echo(f"last run: {when} ({status.last_run.status}): {status.argv}")
+        print_summary(replace(status.last_run, failures=()), title="last run")
+    click.echo(f"ledger: {status.episodes} episodes: {status.done} done, {status.failed} failed, "
+               f"{status.pending} not done; {status.audio_seconds / 3600:.3f} h of audio transcribed")
+    if status.failures:
+        click.echo(f"{len(status.failures)} failed:")
+        for f in status.failures:
+            where = "" if f.source in f.error else f"{f.source}: "
+            click.echo(f"  {f.episode} ({f.stage or '?'}): {where}{f.error}")
+    click.get_current_context().exit(1 if status.failures else 0)
+
+
+commands = [batch_command, batch_status_command]

@@ -1,0 +1,429 @@
+"""Batch mode: a whole collection in, one transcript per recording out, resumable after any crash.
+
+`run_batch` finds the files (majlis.collection), gives each a stable episode id, and decides per file: already
+done with the same inputs (skip), done but not yet in this index (index only), failed before with the same
+inputs (report, retry only with retry_failed), or to be processed. Those go to an executor whose workers run
+majlis.batch_worker.process_file, where each stage is reused from its cache file when its key matches.
+
+Only this process, the parent, writes the ledger (majlis.ledger) and the index: workers report events and a
+small result. The parent keeps no per-file state beyond a position number, so memory stays flat.
+A file is marked done only after its outputs and its index entry are on disk; a kill -9 at any moment leaves
+a ledger that at worst lags the files, and the same command again completes the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .batch_worker import (
+    BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, process_file,
+)
+from .collection import Job, assign_episodes, digest, discover, folder_fingerprint, options_fingerprint
+from .errors import ModelError, UsageError
+from .ledger import STATE_DIR, Ledger, OutLock, RunRow
+
+log = logging.getLogger("majlis")
+
+__all__ = [
+    "BatchEvent", "BatchHook", "BatchStatus", "BatchSummary", "Executor", "Failure", "LocalExecutor",
+    "batch_status", "run_batch",
+]
+
+
+@dataclass(frozen=True)
+class Failure:
+    episode: str
+    source: str
+    stage: str
+    error: str
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    files: int  # recordings in this run's inputs
+    done: int  # processed successfully now
+    skipped: int  # nothing to do: done earlier with the same inputs (or not selected by retry_failed)
+    failed: int  # failed now
+    failed_earlier: int  # failed in an earlier run, inputs unchanged, not retried
+    not_done: int  # files of this run that are not done at its end
+    audio_seconds: float  # audio processed now
+    wall_seconds: float
+    failures: tuple[Failure, ...] = ()
+    status: str = "finished"  # finished | interrupted | running | aborted
+
+    @property
+    def real_time_factor(self) -> float | None:
+        return self.wall_seconds / self.audio_seconds if self.audio_seconds > 0 else None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.not_done == 0 else 1
+
+
+def _pick_json(episode: str, outputs: Sequence[str]) -> str | None:
+    preferred = f"{episode}.json"
+    if preferred in outputs:
+        return preferred
+    return next((o for o in outputs if o.endswith(".json")), None)
+
+
+class _Run:
+    """One invocation: the ledger, the index and the counters, all owned by the parent process."""
+
+    def __init__(self, ledger: Ledger, run: int, out: Path, settings: Settings, index_dir: Path | None,
+                 positions: dict[str, int], hook: BatchHook):
+        self.ledger, self.run, self.out, self.settings = ledger, run, out, settings
+        self.index_dir, self.positions, self.hook = index_dir, positions, hook
+        self.total = len(positions)
+        self.done = self.failed = 0
+        self.audio = 0.0
+        self._index = None
+        self._index_fresh = False
+        self._logged: set[str] = set()
+
+    def emit(self, e: BatchEvent) -> None:
+        self.hook(replace(e, position=self.positions.get(e.episode, 0), total=self.total))
+
+    def on_event(self, e: BatchEvent) -> None:
+        """Record a worker's stage event in the ledger (it arrives after the stage's output is written)."""
+        led, ep, run = self.ledger, e.episode, self.run
+        if e.kind == "log":
+            message = str(e.info.get("message", ""))
+            if message not in self._logged:  # every worker warns alike (e.g. engine fallbacks): say it once
+                if len(self._logged) > 10000:  # bounded: warnings that name files are all distinct
+                    self._logged.clear()
+                self._logged.add(message)
+                log.log(int(e.info.get("level", logging.WARNING)), "%s", message)
+            return
+        if e.kind == "stage":
+            if e.status == "start":
+                led.stage_started(ep, e.stage, run)
+            elif e.status == "done":
+                led.stage_finished(ep, e.stage, e.key, e.seconds, run)
+                if e.stage == "decode":
+                    led.set_episode(ep, sha256=e.info.get("sha256"), duration=e.info.get("duration"))
+                elif e.stage == "exports":
+                    led.set_episode(ep, outputs=e.info.get("outputs", ()))
+            elif e.status == "reused":
+                led.stage_reused(ep, e.stage, e.key, run)
+            elif e.status == "failed":
+                led.stage_failed(ep, e.stage, e.error, e.seconds, run)
+        self.emit(e)
+
+    def open_index(self):
+        if self._index is None and self.index_dir is not None:
+            from .index import Index
+
+            # A new (or deleted and recreated) index holds nothing, whatever the ledger remembers adding.
+            self._index_fresh = not self.index_dir.is_dir() or not any(self.index_dir.iterdir())
+            self._index = Index(self.index_dir, create=True)
+        return self._index
+
+    def _index_key(self, transcript_key: str) -> str:
+        return digest("index/1", transcript_key, str(self.index_dir))
+
+    def index_current(self, ep: str, transcript_key: str) -> bool:
+        if self.index_dir is None:
+            return True
+        self.open_index()
+        return not self._index_fresh and self.ledger.done_keys(ep).get("index") == self._index_key(transcript_key)
+
+    def index_episode(self, ep: str, transcript_key: str, outputs: Sequence[str]) -> str | None:
+        """Add the episode's transcript to the index unless it is there with this content; error line or None."""
+        if self.index_dir is None:
+            return None
+        key = self._index_key(transcript_key)
+        if not self.settings.force and self.index_current(ep, transcript_key):
+            self.on_event(BatchEvent("stage", ep, "index", "reused", key=key))
+            return None
+        self.on_event(BatchEvent("stage", ep, "index", "start"))
+        t0 = time.perf_counter()
+        try:
+            from .files import read_transcript
+
+            name = _pick_json(ep, outputs)
+            if name is None:
+                raise UsageError(f"{ep}: no JSON transcript among the outputs to index")
+            path = self.out / name
+            # Index.add replaces the episode's documents in one commit: re-adding after a crash never duplicates.
+            self.open_index().add([read_transcript(path)], transcript_paths={ep: path})
+        except Exception as e:
+            message = error_line(e)
+            self.on_event(BatchEvent("stage", ep, "index", "failed", time.perf_counter() - t0, message))
+            return message
+        self.on_event(BatchEvent("stage", ep, "index", "done", time.perf_counter() - t0, key=key))
+        return None
+
+    def finish(self, job: Job, plan: str, r: FileResult) -> None:
+        ep = job.episode
+        error, stage = r.error, r.stage
+        if r.ok:
+            error = self.index_episode(ep, r.transcript_key or "", r.outputs)
+            stage = "index" if error else ""
+        fields = {"sha256": r.sha256, "duration": r.duration, "plan": plan}
+        if r.ok and not error:
+            self.ledger.set_episode(ep, status="done", error=None, failed_stage=None,
+                                    transcript_key=r.transcript_key, outputs=r.outputs, **fields)
+            self.done += 1
+            self.audio += r.duration or 0.0
+            self.emit(BatchEvent("file", ep, status="done", seconds=r.duration or 0.0))
+        else:
+            self.ledger.set_episode(ep, status="failed", error=error, failed_stage=stage, **fields)
+            self.failed += 1
+            self.emit(BatchEvent("file", ep, stage, "failed", error=error or ""))
+        self.ledger.update_run(self.run, done=self.done, failed=self.failed, audio_seconds=self.audio)
+
+
+def _plan(job: Job, base: str) -> str:
+    """What the file was last finished with: options, formats, id, metadata and the file's size and mtime."""
+    try:
+        st = os.stat(job.source)
+        signature: Any = [st.st_size, st.st_mtime_ns]
+    except OSError as e:
+        signature = ["unreadable", e.errno]
+    return digest("plan/1", base, job.episode, job.source, dict(job.metadata), signature)
+
+
+def _sweep_temp_files(out: Path) -> None:
+    """Remove the half-written temp files a killed run left (atomic writes never expose them as outputs)."""
+    for folder in (out, *sorted((out / STATE_DIR / "cache").glob("*"))):
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    options: Any = None,
+    formats: Sequence[str] = ("json",),
+    index_dir: str | os.PathLike | None = None,
+    workers: int = 1,
+    retry_failed: bool = False,
+    force: bool = False,
+    hook: BatchHook | None = None,
+    argv: str = "",
+    executor_factory: Callable[[Settings, Callable[[BatchEvent], None]], Executor] | None = None,
+    max_tasks_per_child: int | None = None,
+) -> BatchSummary:
+    """Transcribe every recording in `inputs` into `out_dir`, resuming whatever an earlier run left undone."""
+    if retry_failed and force:
+        raise UsageError("--retry-failed and --force contradict each other: choose one")
+    if workers < 1:
+        raise UsageError(f"--workers {workers}: needs at least 1")
+    if options is None:
+        from .pipeline import Options
+
+        options = Options()
+    out = Path(os.path.abspath(out_dir))
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    index_path = Path(os.path.abspath(index_dir)) if index_dir is not None else None
+    if options.speakers_dir is not None:
+        from .speakers import enrollment_clips
+
+        enrollment_clips(Path(options.speakers_dir))  # a bad --speakers folder is a usage error, not N failures
+    jobs = discover(inputs, exclude=out)
+    formats = tuple(dict.fromkeys(["json", *formats]))
+    settings = Settings(options, str(out), formats, folder_fingerprint(options.speakers_dir), force)
+    base = digest(options_fingerprint(options), settings.speakers_hash, list(formats))
+    hook = hook or (lambda e: None)
+    t0 = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    with OutLock(out), Ledger.for_out(out) as ledger:
+        _sweep_temp_files(out)
+        jobs = assign_episodes(jobs, ledger.episode_ids())
+        ledger.register((j.episode, j.source, j.relpath, j.metadata) for j in jobs)
+        run = ledger.start_run(argv, len(jobs))
+        state = _Run(ledger, run, out, settings, index_path, {j.episode: i for i, j in enumerate(jobs, 1)}, hook)
+        try:
+            summary = _run(state, jobs, base, retry_failed, force, workers, executor_factory, max_tasks_per_child, t0)
+        except BaseException as e:
+            ledger.update_run(run, finished=time.time(), wall_seconds=time.monotonic() - t0,
+                              status="aborted" if isinstance(e, ModelError) else "interrupted")
+            raise
+        ledger.update_run(run, finished=time.time(), status="finished", skipped=summary.skipped,
+                          failed_earlier=summary.failed_earlier, wall_seconds=summary.wall_seconds)
+        return summary
+
+
+def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: bool, workers: int,
+         executor_factory, max_tasks_per_child, t0: float) -> BatchSummary:
+    ledger = state.ledger
+    todo: list[tuple[Job, str]] = []
+    skipped = failed_earlier = 0
+    earlier: list[BatchEvent] = []
+    if state.index_dir is not None:
+        state.open_index()  # a bad --index fails now, before any work
+    for job in jobs:
+        row = ledger.episode(job.episode)
+        assert row is not None
+        plan = _plan(job, base)
+        outputs_whole = bool(row.outputs) and all((state.out / o).exists() for o in row.outputs)
+        if force or (retry_failed and row.status == "failed"):
+            todo.append((job, plan))
+        elif row.status == "done" and (retry_failed or (row.plan == plan and outputs_whole)):
+            if outputs_whole and row.transcript_key and not state.index_current(job.episode, row.transcript_key):
+                # Done before, but not in this index (a new --index, or the index folder was deleted).
+                error = state.index_episode(job.episode, row.transcript_key, row.outputs)
+                if error:
+                    ledger.set_episode(job.episode, status="failed", error=error, failed_stage="index", plan=plan)
+                    state.failed += 1
+                    state.emit(BatchEvent("file", job.episode, "index", "failed", error=error))
+                    continue
+                state.emit(BatchEvent("file", job.episode, status="indexed"))
+            skipped += 1
+        elif row.status == "failed" and row.plan == plan:
+            failed_earlier += 1
+            earlier.append(BatchEvent("file", job.episode, row.failed_stage or "", "failed-earlier",
+                                      error=row.error or ""))
+        elif retry_failed:
+            skipped += 1  # never attempted: that is a normal run's work, not a retry's
+        else:
+            todo.append((job, plan))
+    state.emit(BatchEvent("plan", info={"files": len(jobs), "todo": len(todo), "skipped": skipped,
+                                        "failed_earlier": failed_earlier}))
+    for event in earlier:
+        state.emit(event)
+    if todo:
+        _drive(state, todo, workers, executor_factory, max_tasks_per_child)
+    failures = []
+    not_done = 0
+    for job in jobs:
+        row = ledger.episode(job.episode)
+        if row is not None and row.status != "done":
+            not_done += 1
+            if row.status == "failed":
+                failures.append(Failure(job.episode, job.source, row.failed_stage or "", row.error or ""))
+    return BatchSummary(len(jobs), state.done, skipped, state.failed, failed_earlier, not_done, state.audio,
+                        time.monotonic() - t0, tuple(failures))
+
+
+def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_factory, max_tasks_per_child) -> None:
+    """Keep the executor busy with a bounded number of tasks; survive workers that die.
+
+    When a worker process dies (segfault, out of memory), every task in flight fails with BrokenProcessPool,
+    innocent ones included. Those are retried one at a time on a fresh pool: a task that kills its worker
+    while running alone is the culprit and is recorded as failed; the others go on.
+    """
+
+    def make() -> Executor:
+        if executor_factory is not None:
+            return executor_factory(state.settings, state.on_event)
+        return LocalExecutor(state.settings, state.on_event, workers=workers, max_tasks_per_child=max_tasks_per_child)
+
+    def task(job: Job) -> FileTask:
+        row = state.ledger.episode(job.episode)
+        return FileTask(job.episode, job.source, dict(job.metadata), state.ledger.done_keys(job.episode),
+                        row.outputs if row else ())
+
+    limit = 1 if workers == 1 else 2 * workers  # bounded: memory stays flat however long the list
+    pending = deque(todo)
+    suspects: deque[tuple[Job, str]] = deque()
+    in_flight: dict[Future, tuple[tuple[Job, str], int, bool]] = {}
+    executor: Executor | None = None
+    generation = fruitless_restarts = 0
+    cancel = True
+
+    def submit(queue: deque, alone: bool) -> bool:
+        item = queue.popleft()
+        try:
+            future = executor.submit(process_file, task(item[0]))
+        except BrokenProcessPool:  # the pool died before we noticed: the item waits for the next one
+            queue.appendleft(item)
+            return False
+        in_flight[future] = (item, generation, alone)
+        return True
+
+    try:
+        while pending or suspects or in_flight:
+            if executor is None:
+                if fruitless_restarts > 3:
+                    raise ModelError("worker processes keep dying before finishing any file; "
+                                     "try --workers 1 to see the error")
+                executor, generation = make(), generation + 1
+            broken = False
+            if suspects:
+                if not in_flight:
+                    broken = not submit(suspects, True)
+            else:
+                while pending and len(in_flight) < limit and not broken:
+                    broken = not submit(pending, False)
+            for future in executor.wait_any(list(in_flight), 0.5):
+                (job, plan), gen, alone = in_flight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    broken = broken or gen == generation
+                    if alone:
+                        result = FileResult(job.episode, False, "worker", "the worker process died while "
+                                            "processing this file (crashed or ran out of memory)")
+                    else:
+                        suspects.append((job, plan))
+                        continue
+                except Exception as e:  # a bug or an unpicklable result: this file fails, the run goes on
+                    result = FileResult(job.episode, False, "worker", error_line(e))
+                if result.fatal:
+                    raise ModelError(result.fatal)
+                fruitless_restarts = 0
+                state.finish(job, plan, result)
+            if broken:
+                fruitless_restarts += 1
+                executor.close(cancel=True)
+                executor = None
+        cancel = False
+    finally:
+        if executor is not None:
+            executor.close(cancel=cancel)
+
+
+# status ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    last_run: BatchSummary | None
+    argv: str
+    started: float | None
+    episodes: int
+    done: int
+    failed: int
+    pending: int
+    audio_seconds: float  # of every done episode
+    failures: tuple[Failure, ...]
+
+
+def _summary_of(r: RunRow, failures: tuple[Failure, ...]) -> BatchSummary:
+    status = r.status
+    not_done = max(0, r.files - r.done - r.skipped)
+    return BatchSummary(r.files, r.done, r.skipped, r.failed, r.failed_earlier, not_done, r.audio_seconds or 0.0,
+                        r.wall_seconds or 0.0, failures, status)
+
+
+def batch_status(out_dir: str | os.PathLike) -> BatchStatus:
+    """The ledger of `out_dir`, read-only: the last run's summary and every failure with its error."""
+    with Ledger.for_out(out_dir, readonly=True) as ledger:
+        rows = ledger.episodes()
+        failures = tuple(Failure(r.episode, r.source, r.failed_stage or "", r.error or "")
+                         for r in rows if r.status == "failed")
+        last = ledger.last_run()
+        if last is not None and last.status == "running":
+            pid = OutLock.holder(out_dir)
+            last = replace(last, status=f"running now (pid {pid})" if pid else "interrupted")
+        return BatchStatus(
+            _summary_of(last, failures) if last else None, last.argv if last else "", last.started if last else None,
+            len(rows), sum(r.status == "done" for r in rows), len(failures),
+            sum(r.status not in ("done", "failed") for r in rows),
+            sum(r.duration or 0.0 for r in rows if r.status == "done"), failures,
+        )
