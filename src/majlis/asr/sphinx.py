@@ -54,9 +54,6 @@ class SphinxAsr:
             raise ModelError(f"cannot load the pocketsphinx en-us model: {e}") from None
         # One Decoder serves every file; batch or pipeline threads must take turns on it.
         self._lock = threading.Lock()
-        # The decoder adapts its cepstral mean as it hears audio; each recording must start from the same
-        # mean, or a file's words would depend on which files the process transcribed before it.
-        self._initial_cmn = self._decoder.get_cmn()
 
     def _decode_chunk(self, pcm: np.ndarray, offset: float) -> list[Word]:
         d = self._decoder
@@ -83,7 +80,9 @@ class SphinxAsr:
         parts = chunks.chunk(samples)
         groups: list[tuple[list[Word], None]] = []
         with self._lock:
-            self._decoder.set_cmn(self._initial_cmn)
+            # The front end adapts (cepstral mean and more) as it hears audio; restarting it per recording
+            # keeps a file's words independent of the files this process transcribed before it.
+            self._decoder.reinit_feat()
             for c in parts:
                 pcm = (np.clip(samples[c.start : c.end], -1.0, 1.0) * 32767.0).astype("<i2")
                 words = self._decode_chunk(pcm, c.start_s)
