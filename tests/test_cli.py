@@ -1,0 +1,110 @@
+"""The `majlis` command as users meet it: bad recordings give one clear line and exit 2, help is instant."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from majlis.audio import ffmpeg_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+PANEL = ROOT / "audio" / "panel.mp3"
+
+
+def majlis(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, "-m", "majlis", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("majlis: error: ")
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), (needle, lines[0])
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    d = tmp_path_factory.mktemp("bad")
+    empty = d / "empty.wav"
+    empty.write_bytes(b"")
+    text = d / "notes.mp3"
+    text.write_text("These are my notes, not a recording.\n" * 20)
+    ffmpeg("-i", str(PANEL), "-t", "20", "-c:a", "flac", str(d / "whole.flac"))
+    truncated = d / "truncated.flac"
+    data = (d / "whole.flac").read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    video = d / "silent-film.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x64:d=1", "-an", "-c:v", "mpeg4", str(video))
+    return {
+        "missing": (d / "nowhere.mp3", "no such file"),
+        "empty": (empty, "empty"),
+        "text": (text, "not an audio"),
+        "truncated": (truncated, "truncated"),
+        "video": (video, "no audio stream"),
+        "folder": (d, "directory"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated", "video", "folder"])
+def test_bad_input_gets_one_line_and_exit_2(bad_inputs, case, tmp_path):
+    path, cause = bad_inputs[case]
+    proc = majlis("transcribe", str(path), "--asr", "sphinx", "--diarizer", "none", "--out", str(tmp_path))
+    assert_one_line_error(proc, path.name, cause)
+    assert list(tmp_path.iterdir()) == [], "nothing may be written for a bad input"
+
+
+def test_unknown_format_is_a_usage_error(tmp_path):
+    proc = majlis("transcribe", str(PANEL), "--format", "json,docx", "--out", str(tmp_path))
+    assert_one_line_error(proc, "docx")
+
+
+def test_sphinx_refuses_other_languages(tmp_path):
+    proc = majlis("transcribe", str(PANEL), "--asr", "sphinx", "--language", "uz", "--out", str(tmp_path))
+    assert_one_line_error(proc, "english")
+
+
+def test_silence_gives_an_empty_transcript(tmp_path):
+    silence = tmp_path / "silence.wav"
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=16000:cl=mono", "-t", "5", str(silence))
+    proc = majlis("transcribe", str(silence), "--asr", "sphinx", "--diarizer", "builtin", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((tmp_path / "silence.json").read_text())
+    assert doc["segments"] == []
+    assert doc["duration"] == pytest.approx(5.0, abs=0.05)
+
+
+def test_help_and_version_do_not_load_engines():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from majlis.cli import main\n"
+        "for args in (['--help'], ['--version'], ['transcribe', '--help'], ['search', '--help']):\n"
+        "    r = CliRunner().invoke(main, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "heavy = [m for m in ('torch', 'whisper', 'pyannote', 'resemblyzer', 'pocketsphinx') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+def test_python_dash_m_and_version():
+    proc = majlis("--version")
+    assert proc.returncode == 0
+    assert "majlis" in proc.stdout
