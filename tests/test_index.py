@@ -24,7 +24,7 @@ SHARED = "a riddle wrapped in a mystery"
 SHARED_BY = ("Mudaqiq", "Pannier")
 
 
-def timed_words(text: str, start: float, end: float) -> list[Word]:
+def timed_words(text: str, start: float, end: float) -> tuple[Word, ...]:
     """Words spread over [start, end] in proportion to their length (a space's worth of gap after each)."""
     words = text.split()
     total = sum(len(w) + 1 for w in words)
@@ -33,21 +33,21 @@ def timed_words(text: str, start: float, end: float) -> list[Word]:
         span = (end - start) * (len(w) + 1) / total
         out.append(Word(w, at, at + span * len(w) / (len(w) + 1)))
         at += span
-    return out
+    return tuple(out)
 
 
-def truth_transcript(truth: dict = TRUTH, *, shared: str | None = SHARED) -> Transcript:
+def truth_transcript(truth: dict = TRUTH, *, shared: str | None = SHARED, **metadata: str) -> Transcript:
     turns = [dict(t) for t in truth["turns"]]
     if shared:
         for name in SHARED_BY:  # append the shared phrase to each one's first turn
             turn = next(t for t in turns if t["speaker"] == name)
             turn["text"] = f"{turn['text']} It is {shared}."
     segments = tuple(
-        Segment(i, t["speaker"], t["start"], t["end"], t["text"], tuple(timed_words(t["text"], t["start"], t["end"])))
+        Segment(i, t["speaker"], t["start"], t["end"], t["text"], timed_words(t["text"], t["start"], t["end"]))
         for i, t in enumerate(turns)
     )
     return Transcript(truth["episode"], truth["audio"], truth["duration"], "en", {"asr": "truth"},
-                      tuple(truth["speakers"]), segments, metadata={"title": "IMU panel"})
+                      tuple(truth["speakers"]), segments, metadata=metadata or {"title": "IMU panel"})
 
 
 def tokens(text: str) -> list[str]:

@@ -25,41 +25,16 @@ from fastapi.testclient import TestClient
 from majlis.cli import main
 from majlis.files import atomic_write_text, read_transcript, transcript_json
 from majlis.index import Index
+from test_index import SHARED, SHARED_BY, timed_words, truth_transcript
 from majlis.types import Segment, Transcript, Word
 from majlis.web.app import create_app, snippet_html
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = json.loads((ROOT / "audio" / "panel.truth.json").read_text())
 # Appended to one turn of each of two panelists, so a speaker filter has something to separate.
-SHARED = "a riddle wrapped in a mystery"
-SHARED_BY = ("Mudaqiq", "Pannier")
 HOSTILE = '<script>window.__xss=1</script>'
 HOSTILE_SPEAKER = '<img src=x onerror="window.__xss=2">'
 HOSTILE_TITLE = '"><script>window.__xss=3</script>'
-
-
-def timed_words(text: str, start: float, end: float) -> tuple[Word, ...]:
-    """Words spread over [start, end] in proportion to their length (a space's worth of gap after each)."""
-    words = text.split()
-    total = sum(len(w) + 1 for w in words)
-    out, at = [], start
-    for w in words:
-        span = (end - start) * (len(w) + 1) / total
-        out.append(Word(w, at, at + span * len(w) / (len(w) + 1)))
-        at += span
-    return tuple(out)
-
-
-def transcript_from_truth(truth: dict, *, shared: str | None = SHARED, **metadata: str) -> Transcript:
-    turns = [dict(t) for t in truth["turns"]]
-    if shared:
-        for name in SHARED_BY:
-            turn = next(t for t in turns if t["speaker"] == name)
-            turn["text"] = f"{turn['text']} It is {shared}."
-    segments = tuple(Segment(i, t["speaker"], t["start"], t["end"], t["text"],
-                             timed_words(t["text"], t["start"], t["end"])) for i, t in enumerate(turns))
-    return Transcript(truth["episode"], truth["audio"], truth["duration"], "en", {"asr": "truth"},
-                      tuple(truth["speakers"]), segments, metadata=metadata)
 
 
 def write_wav(path: Path, seconds: float = 1.0) -> None:
@@ -77,7 +52,7 @@ def build_site(root: Path) -> dict:
     index folder); "hostile" (its "audio" points at /etc/passwd)."""
     out = root / "out"
     out.mkdir(parents=True)
-    panel = transcript_from_truth(TRUTH, title="The Islamic Movement of Uzbekistan")
+    panel = truth_transcript(TRUTH, title="The Islamic Movement of Uzbekistan")
     shutil.copy(ROOT / "audio" / "panel.mp3", out / "panel.mp3")
     atomic_write_text(out / "panel.json", transcript_json(panel))
     (out / "panel.srt").write_text("1\n00:00:00,500 --> 00:00:20,211\nWelcome to our majlis.\n", encoding="utf-8")
