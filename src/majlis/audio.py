@@ -1,7 +1,7 @@
 """Probe and decode any ffmpeg-readable recording, once, to 16 kHz mono float32.
 
 The system ffmpeg is used when present, else the binary that imageio-ffmpeg ships (no root needed);
-pydub is pointed at the same binary so clips are cut by the same decoder.
+clips.py points pydub at the same binary so clips are cut by the same decoder.
 
 ffmpeg decodes a cut-off file without complaint more often than not, so decode() also checks the file is
 whole: the decoded length against the length the header promises, and for MP3 and Ogg (whose headers often
@@ -43,12 +43,6 @@ def ffmpeg_binary() -> str:
             found = imageio_ffmpeg.get_ffmpeg_exe()
         except Exception as e:  # imageio-ffmpeg raises RuntimeError when its binary is absent
             raise AudioError(f"no ffmpeg found: install ffmpeg or imageio-ffmpeg ({e})") from None
-    try:
-        from pydub import AudioSegment
-
-        AudioSegment.converter = found
-    except ImportError:
-        pass
     return found
 
 

@@ -45,11 +45,14 @@ def cut_clip(audio_path: str | os.PathLike, start: float, end: float, out_path: 
     info = audio.probe(src)  # a clear AudioError for missing / unreadable recordings
     if info.duration is not None and start >= info.duration:
         raise UsageError(f"clip start {start:g} s is past the end of {src} ({info.duration:.1f} s)")
-    audio.ffmpeg_binary()  # points pydub at the ffmpeg majlis uses
-    with warnings.catch_warnings():  # pydub imports audioop, deprecated in 3.11+: not the user's concern
+    # pydub warns at import about audioop (deprecated) and about ffmpeg missing from PATH (we tell it which
+    # binary below): neither is the user's concern.
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
         from pydub import AudioSegment
         from pydub.exceptions import CouldntDecodeError
+    AudioSegment.converter = audio.ffmpeg_binary()
 
     lo = max(0.0, start - pad)
     hi = end + pad if info.duration is None else min(info.duration, end + pad)
