@@ -144,3 +144,18 @@ def test_missing_file_through_the_real_command(tmp_path):
 def test_every_registered_writer_is_covered():
     # If a format is added, rename must find its file: it looks for <stem>.<extension> of every writer.
     assert sorted(w.extension for w in WRITERS.values()) == sorted(EXTS)
+
+
+def test_rename_with_index_makes_searches_find_the_new_name(out, tmp_path):
+    from majlis.index import Index
+
+    index_dir = tmp_path / "index"
+    with Index(index_dir, create=True) as index:
+        index.add([read_transcript(out / "panel.json")], transcript_paths={"panel": out / "panel.json"})
+    r = rename(str(out / "panel.json"), "SPEAKER_01=Mudaqiq", "--index", str(index_dir))
+    assert r.exit_code == 0, r.output
+    with Index(index_dir) as index:
+        hits = index.search("nineteen ninety", speakers=["Mudaqiq"])
+        assert [h.speaker for h in hits] == ["Mudaqiq"]
+        assert {s["speaker"] for s in index.speakers()} == {"Bruce Pannier", "SPEAKER_00", "Mudaqiq"}
+        assert [e["episode"] for e in index.episodes()] == ["panel"]

@@ -10,7 +10,9 @@ import click
 @click.command("rename")
 @click.argument("transcript", type=click.Path(path_type=Path))
 @click.argument("pairs", nargs=-1, metavar="OLD=NEW [OLD=NEW ...]")
-def rename_command(transcript: Path, pairs: tuple[str, ...]) -> None:
+@click.option("--index", "index_dir", type=click.Path(path_type=Path),
+              help="Also replace the episode in this search index, so searches find the new names.")
+def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | None) -> None:
     """Rename speakers in TRANSCRIPT (a majlis .json) and in every export written beside it
     (<stem>.srt, .vtt, .txt, .tsv, .rttm, .podcast.json). Renaming onto an existing name merges the two.
 
@@ -23,6 +25,14 @@ def rename_command(transcript: Path, pairs: tuple[str, ...]) -> None:
     click.echo(", ".join(f"{old} -> {new}" for old, new in mapping.items()))
     for path in written:
         click.echo(f"rewrote {path}")
+    if index_dir is not None:
+        from ..files import read_transcript
+        from ..index import Index
+
+        renamed = read_transcript(transcript)
+        with Index(index_dir) as index:
+            index.add([renamed], transcript_paths={renamed.episode: transcript.resolve()})
+        click.echo(f"re-indexed {renamed.episode} in {index_dir}")
 
 
 commands = [rename_command]
