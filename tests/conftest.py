@@ -1,35 +1,55 @@
-"""Shared fixtures: real recordings made on the spot with flite, sox and ffmpeg (nothing generated is committed)."""
+"""Shared fixtures: real recordings cut from the committed demo panel (no synthesiser needed, byte-stable)."""
 
 from __future__ import annotations
 
+import json
 import os
-import subprocess
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-FIRST = "Welcome to our majlis. Today we talk about the Islamic Movement of Uzbekistan."
-SECOND = "The fighters were stationed in the same area, near the border with Afghanistan."
+ROOT = Path(__file__).resolve().parents[1]
 PAUSE = 1.5  # seconds of digital silence between the two sentences
+MARGIN = 0.15  # the panel's silence kept around each turn
 
 
 @pytest.fixture(scope="session")
-def speech_wav(tmp_path_factory) -> Path:
-    """About 11 s of English, 16 kHz mono WAV: FIRST (voice slt), PAUSE s of silence, SECOND (voice rms)."""
-    d = tmp_path_factory.mktemp("speech")
-    a, b, gap, out = d / "a.wav", d / "b.wav", d / "gap.wav", d / "speech.wav"
-    subprocess.run(["flite", "-voice", "slt", "-t", FIRST, "-o", str(a)], check=True)
-    subprocess.run(["flite", "-voice", "rms", "-t", SECOND, "-o", str(b)], check=True)
-    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(gap), "trim", "0", str(PAUSE)], check=True)
-    subprocess.run(["sox", str(a), str(gap), str(b), "-r", "16000", "-c", "1", str(out)], check=True)
+def speech_turns() -> tuple[dict, dict]:
+    """Two short, overlap-free turns of different voices: Tahir's question about Zabul, Pannier's 'claim' line."""
+    turns = json.loads((ROOT / "audio" / "panel.truth.json").read_text())["turns"]
+    first = next(t for t in turns if t["speaker"] == "Tahir" and t["text"].startswith("Let us start with Zabul"))
+    second = next(t for t in turns if t["speaker"] == "Pannier" and "first time I have heard" in t["text"])
+    return first, second
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory, speech_turns) -> Path:
+    """About 11 s of English, 16 kHz mono WAV: one panel turn, PAUSE s of digital silence, another voice's turn."""
+    from majlis.audio import SAMPLE_RATE, decode
+
+    panel = decode(ROOT / "audio" / "panel.mp3")
+
+    def cut(turn: dict) -> np.ndarray:
+        return panel[int((turn["start"] - MARGIN) * SAMPLE_RATE) : int((turn["end"] + MARGIN) * SAMPLE_RATE)]
+
+    first, second = speech_turns
+    samples = np.concatenate([cut(first), np.zeros(int(PAUSE * SAMPLE_RATE), np.float32), cut(second)])
+    out = tmp_path_factory.mktemp("speech") / "speech.wav"
+    with wave.open(str(out), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
     return out
 
 
 @pytest.fixture(scope="session")
-def speech_pause(speech_wav) -> tuple[float, float]:
-    """Where the silence between the two sentences lies, in seconds."""
-    first = float(subprocess.run(["soxi", "-D", str(speech_wav.parent / "a.wav")], capture_output=True,
-                                 text=True, check=True).stdout)
-    return first, first + PAUSE
+def speech_pause(speech_turns) -> tuple[float, float]:
+    """Where the silence between the two turns lies, in seconds."""
+    first, _ = speech_turns
+    start = round((first["end"] + MARGIN) - (first["start"] - MARGIN), 3)
+    return start, start + PAUSE

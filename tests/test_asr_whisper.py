@@ -35,7 +35,14 @@ def checkpoint(tmp_path_factory):
         n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=2, n_text_layer=1,
     )
     path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": dims.__dict__, "model_state_dict": Whisper(dims).state_dict()}, path)
+    model = Whisper(dims)
+    # Whisper leaves its text positional embedding as torch.empty (the real one comes from the checkpoint):
+    # uninitialised memory made the random model emit NaNs on some runs, so every weight is drawn here, wide
+    # enough (std 0.5) that the decoder emits tokens instead of ending at once.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    torch.save({"dims": dims.__dict__, "model_state_dict": model.state_dict()}, path)
     return path
 
 

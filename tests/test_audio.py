@@ -184,12 +184,15 @@ def test_unreadable_file(made, tmp_path):
     assert_one_line_about(e, path, "cannot be read")
 
 
-def test_ffmpeg_discovery_and_pydub():
-    from pydub import AudioSegment
+def test_ffmpeg_discovery_and_pydub(speech_wav, tmp_path):
+    from majlis.clips import cut_clip
 
     exe = ffmpeg_binary()
     assert os.access(exe, os.X_OK)
-    assert AudioSegment.converter == exe
+    cut_clip(speech_wav, 1.0, 2.0, tmp_path / "clip.wav")
+    from pydub import AudioSegment
+
+    assert AudioSegment.converter == exe  # clips are cut by the same ffmpeg that decodes
 
 
 def test_is_audio_path():
