@@ -5,7 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.majlis-installed
 DEMO_OUT := out/demo
 
-.PHONY: demo test install clean
+# Debian tools the tests use: flite synthesises test speech, sox shapes it, chromium runs the page test
+# (skipped without it), and the panel rebuild test compares bytes with what Debian's ffmpeg made.
+TEST_TOOLS := flite sox ffmpeg chromium
+
+.PHONY: demo test install clean test-tools
 
 install: $(STAMP)
 
@@ -23,7 +27,18 @@ demo: $(STAMP)
 	$(BIN)/majlis search '"Sharia law"' --index $(DEMO_OUT)/index
 	$(BIN)/majlis search '"remained at the scene"' --index $(DEMO_OUT)/index --speaker Mudaqiq
 
-test: $(STAMP)
+test-tools:
+	@missing=""; for t in $(TEST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  elif ! command -v flite >/dev/null || ! command -v sox >/dev/null; then \
+	    echo "make test needs Debian's flite and sox: sudo apt-get install$$missing"; exit 1; \
+	  fi; \
+	fi
+
+test: $(STAMP) test-tools
 	$(BIN)/python -m pytest -q -rs
 
 clean:
