@@ -1,0 +1,305 @@
+"""Regenerate the measured sections of BENCHMARKS.md from bench/results/*.json.
+
+Numbers in BENCHMARKS.md come only from here: each generated block sits between
+`<!-- bench:NAME -->` and `<!-- /bench:NAME -->` markers; the prose around them is kept as written.
+
+    python bench/report.py                 # rewrite BENCHMARKS.md in place
+    python bench/report.py --check         # exit 1 if BENCHMARKS.md is out of date with the results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+MD = common.ROOT / "BENCHMARKS.md"
+
+
+def f(x, digits: int = 2) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:,.{digits}f}"
+
+
+def mm(s: dict, digits: int = 2, unit: str = "") -> str:
+    """median (min–max) from a common.summary dict."""
+    if s["n"] == 1 or s["min"] == s["max"]:
+        return f"{f(s['median'], digits)}{unit}"
+    return f"{f(s['median'], digits)}{unit} ({f(s['min'], digits)}–{f(s['max'], digits)})"
+
+
+def ok(flag) -> str:
+    return "–" if flag is None else ("**met**" if flag else "**MISSED**")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def details(title: str, body: str) -> str:
+    return f"<details><summary>{title}</summary>\n\n```\n{body.rstrip()}\n```\n\n</details>"
+
+
+def machine(results: dict) -> str:
+    any_result = next(iter(results.values()), None)
+    if any_result is None:
+        return "_no results yet_"
+    m = any_result["machine"]
+    rows = [["CPU", f"{m['cpus']} × {m['cpu_model']} (shared with other work; measurements run at `nice -n 19`)"],
+            ["memory", f"{m['mem_gib']} GiB"], ["GPU", m["gpu"] or "none (all numbers are CPU-only)"],
+            ["Python", m["python"]], ["OS", m["platform"]]]
+    dates = ", ".join(f"{k}: {v['created']}" for k, v in sorted(results.items()))
+    return table(["", ""], rows) + f"\n\nResults taken: {dates}."
+
+
+def pipeline(d: dict) -> str:
+    s, t, v = d["summary"], d["targets"], d["verdict"]
+    runs = d["runs"]
+    rows = [
+        ["majlis `transcribe_file` (engines loaded)", mm(s["pipeline_wall_s"], 1, " s"), "", ""],
+        ["ASR alone (`get_asr('sphinx').transcribe`)", mm(s["asr_alone_s"], 1, " s"), "", ""],
+        ["diarizer alone (`get_diarizer('builtin').diarize`)", mm(s["diarize_alone_s"], 1, " s"), "", ""],
+        ["overhead ratio = majlis / (ASR + diarizer)", mm(s["overhead_ratio"], 3),
+         f"≤ {t['overhead_ratio']}", ok(v["overhead_ok"])],
+        ["real-time factor (`transcribe_file` / audio)", mm(s["rtf"], 3), f"≤ {t['rtf']}", ok(v["rtf_ok"])],
+        ["real-time factor of the whole process (imports, engine load)", mm(s["process_rtf"], 3), "", ""],
+        ["CPU time: pipeline / ASR alone / diarizer alone",
+         f"{mm(s['pipeline_cpu_s'], 1, ' s')} / {mm(s['asr_alone_cpu_s'], 1, ' s')} / "
+         f"{mm(s['diarize_alone_cpu_s'], 1, ' s')}", "", ""],
+        ["CPU overhead ratio = pipeline CPU / (ASR CPU + diarizer CPU)", mm(s["cpu_overhead_ratio"], 3), "", ""],
+        ["CPU-seconds per audio second", mm(s["cpu_rtf"], 3), "", ""],
+        ["peak RSS, pipeline process tree", mm(s["pipeline_peak_rss_mb"], 0, " MB"),
+         f"≤ {t['peak_rss_mb']} MB", ok(v["peak_rss_ok"])],
+        ["peak RSS, ASR alone", mm(s["asr_peak_rss_mb"], 0, " MB"), "", ""],
+        ["peak RSS, diarizer alone", mm(s["diarize_peak_rss_mb"], 0, " MB"), "", ""],
+    ]
+    loads = [x for r in d["rounds"] for k in ("pipeline", "asr", "diarize") for x in r[k].get("loadavg_1m", ())]
+    load_note = (f" The machine's 1-minute load average during these runs was {f(min(loads), 1)}–{f(max(loads), 1)} "
+                 f"on {d['machine']['cpus']} cores (other work running), so wall times carry contention; CPU "
+                 f"times do not." if loads else "")
+    out = [f"Audio: `{d['audio']}`, {f(d['duration_s'] / 60, 1)} min. Medians over {runs} round"
+           f"{'s' * (runs != 1)} (min–max in brackets); each measurement is a fresh process.{load_note}",
+           "", table(["measure", "result", "target", ""], rows)]
+    med = sorted(d["rounds"], key=lambda r: r["pipeline"]["wall_s"])[len(d["rounds"]) // 2]["pipeline"]
+    stage_rows = []
+    for name, (a, b) in sorted(med["spans"].items(), key=lambda kv: kv[1][0]):
+        stage_rows.append([f"`{name}`", f(a, 1), f(b, 1), f(b - a, 1)])
+    out += ["", "Stage timeline of the median round (seconds from the start of `transcribe_file`; ASR and "
+            "diarization run in two threads, so their spans overlap):", "",
+            table(["stage", "start", "end", "took"], stage_rows)]
+    hook_rows = [[f"`{k}`", f(h["first_s"], 1), f(h["last_s"], 1), f(h["calls"])] for k, h in
+                 sorted(med["hooks"].items(), key=lambda kv: kv[1]["first_s"])]
+    if hook_rows:
+        out += ["", "Progress-hook calls in the same round:", "",
+                table(["hook stage", "first call (s)", "last call (s)", "calls"], hook_rows)]
+    long = d.get("long")
+    if long:
+        p, dec, sdec, dia = long["pipeline"], long["decode"], long["short_decode"], long.get("diarize")
+
+        def status(r: dict) -> str:
+            return (f"stopped after {f(r['process_wall_s'] / 60, 1)} min (time limit "
+                    f"{f(long['timeout_s'] / 60, 0)} min): the peak so far" if r["timed_out"] else
+                    f"finished in {f(r['process_wall_s'] / 60, 1)} min")
+
+        rows = [["decode only (whole file as float32)", f"{f(sdec['peak_tree_rss_mb'], 0)} MB",
+                 f"{f(dec['peak_tree_rss_mb'], 0)} MB"]]
+        if dia:
+            rows.append(["diarizer alone (decode + diarize)",
+                         f"{f(max(r['diarize']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
+                         f"{f(dia['peak_tree_rss_mb'], 0)} MB ({status(dia)})"])
+        rows.append(["full pipeline", f"{f(max(r['pipeline']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
+                     f"{f(p['peak_tree_rss_mb'], 0)} MB ({status(p)})"])
+        out += ["", f"Memory on a long file: `{long['audio']}` ({f(long['duration_s'] / 3600, 2)} h, the 39-min "
+                "panel concatenated with ffmpeg), against the 39-min file:", "",
+                table(["process", f"{f(d['duration_s'] / 60, 0)} min", f"{f(long['duration_s'] / 3600, 1)} h"], rows),
+                "", f"Peak on the long file / peak on the 39-min file: **{f(v['long_vs_short_rss'], 2)}×** "
+                f"(target: flat, and ≤ {t['peak_rss_mb']} MB: {ok(v['long_peak_rss_ok'])}).",
+                "", "![RSS over time](bench/results/pipeline_rss.png)"]
+    if d.get("profile"):
+        out += ["", f"Profile ({d['profile']['note']}):"]
+        for stage, text in d["profile"]["stages"].items():
+            out += ["", details(f"cProfile of `{stage}`", text)]
+    return "\n".join(out)
+
+
+def whisper_path(d: dict) -> str:
+    s, m, w = d["summary"], d["model"], d["whole_file"]
+    rows = [
+        ["majlis `transcribe_file`, whisper ASR, no diarizer", mm(s["majlis_wall_s"], 2, " s")],
+        ["… of which inside whisper's `transcribe`", mm(s["inside_whisper_s"], 2, " s")],
+        ["the same whisper calls replayed alone (same audio chunks, arguments, seeds)", mm(s["whisper_alone_s"], 2, " s")],
+        ["overhead: majlis − whisper alone", mm(s["overhead_s"], 2, " s")],
+        ["overhead ratio: majlis / whisper alone", mm(s["overhead_ratio"], 3)],
+        ["majlis time outside whisper, same process (decode, chunking, alignment)", mm(s["in_process_overhead_s"], 2, " s")],
+        ["whisper calls per file (majlis cuts the audio at pauses)", mm(s["whisper_calls"], 0)],
+        ["tokens decoded, majlis = replay", f"{mm(s['tokens'], 0)} ({'identical' if d['same_work'] else 'DIFFERENT'})"],
+        ["plain `whisper.transcribe` over the whole clip (once; its own windows, so other work)",
+         f"{f(w['wall_s'], 2)} s, {f(w['tokens'])} tokens"],
+        ["encoder, one 30-s window", mm(s["encoder_30s_window_s"], 3, " s")],
+        ["decoder, per greedy step (key/value cache)", mm(s["decode_ms_per_step"], 1, " ms")],
+        ["real-time factor of majlis here (random weights decode to the token limit)", mm(s["rtf"], 2)],
+        ["peak RSS, majlis / replay", f"{mm(s['majlis_peak_rss_mb'], 0, ' MB')} / {mm(s['whisper_peak_rss_mb'], 0, ' MB')}"],
+    ]
+    kw = ", ".join(f"{k}={v!r}" for k, v in d["whisper_kwargs"].items())
+    return "\n".join([
+        f"Model: whisper `{m['dims_name']}` dimensions ({f(m['parameters'])} parameters), {m['weights']} weights, "
+        f"on {m['device']} ({d['gpu']}); decoding options: {d['decode_options']}. Audio: `{d['audio']}`. "
+        f"Medians over {d['runs']} round{'s' * (d['runs'] != 1)}, each side a fresh process.", "",
+        table(["measure", "result"], rows), "",
+        f"Arguments majlis passes to whisper (replayed as they are): `{kw}`."])
+
+
+def search(d: dict) -> str:
+    c, ix, t, v = d["corpus"], d["indexing"], d["targets"], d["verdict"]
+    largest = d["sizes"][-1]
+    out = [f"Archive: {f(c['hours'], 0)} h of synthetic transcripts ({f(int(c['episodes']))} episodes, "
+           f"{f(int(c['segments']))} segments, {f(int(c['words']))} words; vocabulary of {d['params']['vocab_types']} "
+           f"word types from the seed article and the demo script). Queries: {d['params']['queries_single']} single "
+           f"words, {d['params']['queries_single'] // 2} phrases, {d['params']['queries_single'] // 2} single words "
+           f"filtered to one speaker; limit 20; {d['params']['passes']} timed passes after one warm-up pass."]
+    if d.get("stopped_early_at_hours") is not None:
+        out.append(f"\n**Indexing was stopped at {f(c['hours'], 0)} h** (time budget); larger sizes are extrapolated.")
+    rows = [["indexing throughput", f"{f(ix['majlis']['segments_per_s'], 0)} segments/s "
+             f"({f(ix['majlis']['audio_hours_per_s'] * 3600, 0)} h of audio per hour)",
+             f"{f(ix['fts5']['segments_per_s'], 0)} segments/s" if "fts5" in ix else "–", "", ""],
+            ["time to index the archive", f"{f(ix['majlis']['seconds'] / 60, 1)} min",
+             f"{f(ix['fts5']['seconds'] / 60, 1)} min" if "fts5" in ix else "–", "", ""],
+            ["index size", f"{f(largest['majlis']['index_mb'], 0)} MB",
+             f"{f(largest['fts5']['index_mb'], 0)} MB" if "fts5" in largest else "–", "", ""]]
+    for kind, label in (("single", "single word"), ("phrase", "phrase"), ("speaker", "word + speaker filter"),
+                        ("all", "all queries")):
+        mj = largest["majlis"][kind]
+        fts = largest.get("fts5", {}).get(kind)
+        for stat, target_key in (("p50_ms", "p50_ms"), ("p99_ms", "p99_ms")):
+            is_all = kind == "all"
+            rows.append([f"{label}, {stat[:3]}", f"{f(mj[stat], 1)} ms", f"{f(fts[stat], 1)} ms" if fts else "–",
+                         f"≤ {t[target_key]:g} ms" if is_all else "",
+                         ok(v["p50_ok" if stat == "p50_ms" else "p99_ok"]) if is_all else ""])
+    cold = d["cli_cold"]
+    if "wall_s" in cold:
+        rows.append(["`majlis search` cold start (fresh process)", mm(cold["wall_s"], 3, " s"), "–",
+                     f"≤ {t['cli_cold_s']} s", ok(v["cli_cold_ok"])])
+    else:
+        rows.append(["`majlis search` cold start", f"not measured: {cold['error']}", "–", "", ""])
+    out += ["", f"At {f(largest['hours'], 0)} h, in-process, warm:", "",
+            table(["measure", "majlis (Whoosh)", "SQLite FTS5", "target", ""], rows)]
+    if "wall_s" in cold:
+        out += ["", f"Cold start: `{cold['command']}`, median of {cold['runs']} runs; bare `python -c pass` takes "
+                f"{mm(cold['python_startup_s'], 3, ' s')}. The index files were in the page cache (no root to drop "
+                f"it), so this is process start-up, not disk."]
+        if "breakdown" in cold:
+            b = cold["breakdown"]
+            out += ["", f"Where a cold start goes (same steps in a fresh process): importing the CLI and the index "
+                    f"module {mm(b['import_s'], 3, ' s')}, opening the index {mm(b['open_s'], 3, ' s')}, the first "
+                    f"search {mm(b['first_search_s'], 3, ' s')}.", "",
+                    details("cProfile: opening the index and the first search, in a fresh process", cold["profile"])]
+    size_rows = []
+    for r in d["sizes"]:
+        mj, fts = r["majlis"]["all"], r.get("fts5", {}).get("all")
+        ratio = f"{f(mj['p50_ms'] / fts['p50_ms'], 1)}×" if fts else "–"
+        size_rows.append([f(r["hours"], 0), f(r["segments"]), f"{f(r['majlis']['index_mb'], 0)} MB",
+                          f"{f(mj['p50_ms'], 1)} / {f(mj['p99_ms'], 1)}",
+                          f"{f(fts['p50_ms'], 1)} / {f(fts['p99_ms'], 1)}" if fts else "–", ratio])
+    if "matching_segments" in largest:
+        ms = largest["matching_segments"]
+        out += ["", f"How much each query has to walk at {f(largest['hours'], 0)} h (segments matching, median and "
+                f"max over the query set): single words {f(ms['single']['median'], 0)} (max {f(ms['single']['max'], 0)}), "
+                f"phrases {f(ms['phrase']['median'], 0)} (max {f(ms['phrase']['max'], 0)}), word + speaker "
+                f"{f(ms['speaker']['median'], 0)} (max {f(ms['speaker']['max'], 0)}) — out of "
+                f"{f(largest['segments'])} segments."]
+    out += ["", "Latency against archive size (all query kinds; ms):", "",
+            table(["hours", "segments", "majlis index", "majlis p50 / p99", "FTS5 p50 / p99", "p50 ratio"],
+                  size_rows), "", "![search latency against index size](bench/results/search_latency.png)"]
+    exp = d.get("experiment_stored_times")
+    if exp:
+        out += ["", f"Experiment: indexing the same {f(exp['hours'], 0)} h ({f(exp['segments'])} segments) into a fresh "
+                f"index takes {f(exp['as_is_s'], 1)} s with the schema as it is and {f(exp['stored_times_s'], 1)} s "
+                f"when the segment `start`/`end` fields are `STORED()` instead of `NUMERIC` "
+                f"(**{f(exp['speedup'], 1)}× faster**; see below)."]
+    prof = d.get("profile", {})
+    if "index_add" in prof:
+        out += ["", details(f"cProfile: indexing ({prof['index_add_note']})", prof["index_add"])]
+    for kind in ("single", "phrase"):
+        if f"search_{kind}" in prof:
+            out += ["", details(f"cProfile: searching ({prof[f'search_{kind}_note']})", prof[f"search_{kind}"])]
+    return "\n".join(out)
+
+
+def batch(d: dict) -> str:
+    rows = []
+    for w, r in sorted(d["workers"].items(), key=lambda kv: int(kv[0])):
+        rows.append([w, mm(r["wall_s"], 1, " s"), mm(r["throughput"], 2), mm(r["peak_tree_rss_mb"], 0, " MB")])
+    out = [f"{d['files']} files of {f(d['slice_s']['min'], 0)}–{f(d['slice_s']['max'], 0)} s "
+           f"({f(d['audio_s'] / 60, 1)} min of audio in all), `{d['command']}`, fresh output folder each run, "
+           f"{d['runs']} run{'s' * (d['runs'] != 1)} per worker count (median, min–max). Wall time is the whole "
+           f"command, engine loading included.", "",
+           table(["workers", "wall", "throughput (audio s / wall s)", "peak RSS (process tree)"], rows)]
+    if "scaling_2_vs_1" in d:
+        out += ["", f"Scaling from 1 to 2 workers: **{f(d['scaling_2_vs_1'], 2)}×** throughput."]
+    return "\n".join(out)
+
+
+RENDER = {"pipeline": pipeline, "whisper_path": whisper_path, "search": search, "batch": batch}
+
+
+def load(results_dir: Path) -> dict[str, dict]:
+    out = {}
+    for name in RENDER:
+        p = results_dir / f"{name}.json"
+        if p.exists():
+            out[name] = json.loads(p.read_text())
+    return out
+
+
+def render(text: str, results: dict[str, dict]) -> str:
+    blocks = {"machine": machine(results)}
+    for name, fn in RENDER.items():
+        if name in results and results[name].get("quick"):
+            blocks[name] = f"_only a --quick run is recorded; run `python bench/{name}.py` for the real numbers._\n\n" + fn(results[name])
+        elif name in results:
+            blocks[name] = fn(results[name])
+        else:
+            blocks[name] = f"_not measured yet: run `python bench/{name}.py`._"
+    for name, body in blocks.items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"{MD.name}: no <!-- bench:{name} --> ... <!-- /bench:{name} --> block")
+        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", type=Path, default=common.RESULTS)
+    ap.add_argument("--md", type=Path, default=MD)
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args(argv)
+    old = args.md.read_text()
+    new = render(old, load(args.results))
+    if args.check:
+        if new != old:
+            print(f"{args.md} is out of date: run python bench/report.py", file=sys.stderr)
+            return 1
+        return 0
+    if new != old:
+        tmp = args.md.with_suffix(".md.tmp")
+        tmp.write_text(new)
+        tmp.replace(args.md)
+    print(args.md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
