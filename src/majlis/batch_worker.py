@@ -157,7 +157,7 @@ class Worker:
         if self._engines is None:
             from .pipeline import Engines
 
-            engines = Engines.load(self.settings.options)
+            engines = Engines.load(self.settings.options, side_by_side=False)  # stages run one by one here
             if self.settings.options.speakers_dir is not None:
                 from .speakers import enrollment
 

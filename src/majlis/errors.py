@@ -25,6 +25,10 @@ class ModelError(MajlisError):
     exit_code = 2
 
 
+class EngineCrashed(MajlisError):
+    """The child process running an engine stopped without an answer (killed, out of memory)."""
+
+
 class TranscriptError(MajlisError):
     """A transcript file that is missing or does not follow the majlis.transcript/1 schema."""
 

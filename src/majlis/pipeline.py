@@ -49,7 +49,9 @@ class Engines:
     diarizer: Diarizer | None
 
     @classmethod
-    def load(cls, options: Options) -> "Engines":
+    def load(cls, options: Options, *, side_by_side: bool = True) -> "Engines":
+        """`side_by_side`: ASR and diarization will run at the same time (transcribe_file does; batch
+        workers run one stage after the other)."""
         asr = get_asr(
             options.asr,
             model=options.model,
@@ -63,6 +65,13 @@ class Engines:
             diarizer = get_diarizer(
                 options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
             )
+        respawn = getattr(asr, "respawn", None)
+        if side_by_side and diarizer is not None and getattr(asr, "holds_gil", False) and respawn:
+            # In a thread it would stall every line of Python the diarizer runs (see asr/child.py).
+            from .asr.child import ChildProcessAsr
+
+            asr = ChildProcessAsr(respawn[0], **respawn[1])
+            asr.name  # noqa: B018 - wait until it has loaded, and fail here if it cannot
         return cls(asr, diarizer)
 
     def describe(self) -> dict[str, str]:

@@ -17,7 +17,7 @@ from ..types import ProgressHook, Word
 from . import AsrResult, build_segments, chunks
 
 FRAMES_PER_SECOND = 100
-# pocketsphinx's search holds the GIL; feeding it in 0.25 s blocks lets a diarizer in another thread run.
+# pocketsphinx's search holds the GIL; between 0.25 s blocks other threads (progress, a web server) get a turn.
 BLOCK_SAMPLES = 4000
 # A pause this long inside a chunk starts a new segment.
 SEGMENT_GAP = 0.5
@@ -38,6 +38,8 @@ def _is_filler(word: str) -> bool:
 
 class SphinxAsr:
     name = "sphinx:en-us"
+    # pocketsphinx never releases the GIL while it searches: beside a diarizer it belongs in its own process.
+    holds_gil = True
 
     def __init__(self, *, language: str | None = None, task: str = "transcribe", **config: Any) -> None:
         if task != "transcribe":
@@ -52,6 +54,8 @@ class SphinxAsr:
             self._decoder = Decoder(samprate=chunks.SAMPLE_RATE, loglevel="FATAL", **{**DECODER_CONFIG, **config})
         except (RuntimeError, ValueError) as e:
             raise ModelError(f"cannot load the pocketsphinx en-us model: {e}") from None
+        # How a child process loads the same engine through get_asr (which knows no decoder tweaks).
+        self.respawn = None if config else ("sphinx", {"language": language, "task": task})
         # One Decoder serves every file; batch or pipeline threads must take turns on it.
         self._lock = threading.Lock()
 

@@ -163,12 +163,28 @@ def mel_frames(samples: np.ndarray, gain: float = 1.0, chunk: int = 60_000):
     return out
 
 
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (np.log(6.4) / 27.0), hz * 3 / 200)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return np.where(mel >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mel - 15.0)), mel * 200 / 3)
+
+
 @functools.lru_cache(maxsize=1)
-def _mel_basis():
-    import librosa
+def _mel_basis(n_fft: int = 400, n_mels: int = 40):
+    """librosa.filters.mel(sr=16000, n_fft=400, n_mels=40), the filters resemblyzer was trained with. Our own
+    copy because importing librosa costs 2 s and 100 MB (numba) for one 40 x 201 matrix."""
     import torch
 
-    return torch.from_numpy(librosa.filters.mel(sr=SR, n_fft=400, n_mels=40)).float()
+    fft_hz = np.linspace(0, SR / 2, 1 + n_fft // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SR / 2)), n_mels + 2))
+    ramps = edges[:, None] - fft_hz[None, :]
+    width = np.diff(edges)
+    weights = np.maximum(0, np.minimum(-ramps[:-2] / width[:-1, None], ramps[2:] / width[1:, None]))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney norm: each filter has unit area
+    return torch.from_numpy(weights.astype(np.float32))
 
 
 def speech_gain(db: np.ndarray, mask: np.ndarray) -> float:

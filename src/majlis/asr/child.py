@@ -1,0 +1,163 @@
+"""Run an ASR engine in a child process of its own.
+
+pocketsphinx holds the GIL for the whole of its search. In a thread beside the diarizer it stalls every line
+of Python the diarizer runs: on the 39-minute panel, ASR alone took 432 s and the diarizer alone 64 s, but
+the two side by side in threads took 508 s. In its own process the recogniser really runs beside the
+diarizer, so the pipeline takes about as long as the slower of the two.
+
+The samples travel through a temporary file rather than a pipe or /dev/shm: containers often give /dev/shm
+only 64 MB, and a 4-hour recording is 0.9 GB of float32.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import weakref
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EngineCrashed
+from ..types import ProgressHook
+from . import AsrResult
+
+
+def _portable(error: BaseException) -> BaseException:
+    """The error itself when it survives pickling (all MajlisErrors do), else its type and message."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def serve() -> None:
+    """The child's side: messages in on stdin, out on stdout (both pickled by multiprocessing's Connection)."""
+    # Ctrl-C reaches the whole process group; the parent decides what stops, and it stops us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inbox, outbox = Connection(os.dup(0), writable=False), Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # a library that prints must not corrupt the message stream
+    from . import get_asr
+
+    engine, options = inbox.recv()
+    try:
+        asr = get_asr(engine, **options)
+    except BaseException as e:
+        outbox.send(("error", _portable(e)))
+        return
+    outbox.send(("ready", asr.name))
+
+    def hook(stage: str, done: float, total: float) -> None:
+        outbox.send(("progress", stage, done, total))
+
+    while True:
+        try:
+            path = inbox.recv()
+        except EOFError:
+            return
+        if path is None:
+            return
+        try:
+            # Mapped, not read: the pages are the parent's file in the page cache, not a second private copy.
+            samples = np.memmap(path, dtype=np.float32, mode="r")
+            result = asr.transcribe(samples, hook=hook)
+            del samples
+            outbox.send(("result", result))
+        except BaseException as e:
+            outbox.send(("error", _portable(e)))
+
+
+class ChildProcessAsr:
+    """An `AsrEngine` whose engine lives in a spawned child process, loaded once and reused for every file."""
+
+    def __init__(self, engine: str, **options: Any) -> None:
+        # A fresh interpreter rather than multiprocessing's spawn, which would re-run the caller's __main__
+        # (a script without a main guard would start itself again).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from majlis.asr.child import serve; serve()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+        )
+        self._outbox = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._inbox = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
+        # Ctrl-C leaves the child to the parent (see serve): it must not outlive us, busy for minutes.
+        weakref.finalize(self, _kill, self._process)
+        self._lock = threading.Lock()
+        self._name: str | None = None
+        self._outbox.send((engine, options))
+
+    @property
+    def name(self) -> str:
+        """The engine's own name, once the child has loaded it (raises the child's load error)."""
+        with self._lock:
+            if self._name is None:
+                reply = self._receive()
+                if reply[0] == "error":
+                    self.close()
+                    raise reply[1]
+                self._name = reply[1]
+            return self._name
+
+    def _receive(self) -> tuple:
+        try:
+            return self._inbox.recv()
+        except (EOFError, OSError):
+            code = self._process.wait(timeout=5)
+            raise EngineCrashed(
+                f"the ASR process stopped unexpectedly (exit code {code}); "
+                "out of memory, or killed"
+            ) from None
+
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
+        self.name  # noqa: B018 - a child that failed to load says so before any work is sent
+        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        fd, path = tempfile.mkstemp(prefix="majlis-asr-", suffix=".f32")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                samples.tofile(f)
+            with self._lock:
+                self._outbox.send(path)
+                while True:
+                    reply = self._receive()
+                    if reply[0] == "progress":
+                        if hook:
+                            hook(*reply[1:])
+                    elif reply[0] == "result":
+                        return reply[1]
+                    else:
+                        raise reply[1]
+        finally:
+            os.unlink(path)
+
+    def close(self) -> None:
+        if self._outbox.closed:
+            return
+        try:
+            self._outbox.send(None)
+        except OSError:
+            pass
+        self._outbox.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._inbox.close()

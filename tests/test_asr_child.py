@@ -1,0 +1,86 @@
+"""The ASR engine in a child process: the same words as in-process, progress through the hook, the child's
+errors raised as they were, a killed child reported in one line, and no re-run of the caller's script."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+
+from majlis.asr import get_asr
+from majlis.asr.child import ChildProcessAsr
+from majlis.audio import decode
+from majlis.errors import EngineCrashed, UsageError
+from majlis.pipeline import Engines, Options
+
+
+@pytest.fixture(scope="module")
+def samples(speech_wav):
+    return decode(speech_wav)
+
+
+@pytest.fixture(scope="module")
+def child():
+    asr = ChildProcessAsr("sphinx")
+    yield asr
+    asr.close()
+
+
+def test_same_words_as_in_process_with_progress(child, samples):
+    calls = []
+    result = child.transcribe(samples, hook=lambda *a: calls.append(a))
+    assert child.name == "sphinx:en-us"
+    assert result == get_asr("sphinx").transcribe(samples)
+    assert sum(len(s.words) for s in result.segments) > 10
+    assert calls[0] == ("asr", 0.0, len(samples) / 16000) and calls[-1][1] == calls[-1][2]
+    assert len(calls) >= 3 and all(c[0] == "asr" for c in calls)
+
+
+def test_reused_for_several_recordings(child, samples):
+    first = child.transcribe(samples[: len(samples) // 2])
+    again = child.transcribe(samples[: len(samples) // 2])
+    assert first == again and first.segments
+
+
+def test_load_error_is_the_engines_own():
+    asr = ChildProcessAsr("sphinx", language="fr")
+    with pytest.raises(UsageError, match="sphinx only knows English"):
+        asr.name
+
+
+def test_killed_child_is_one_line(samples):
+    asr = ChildProcessAsr("sphinx")
+    assert asr.name == "sphinx:en-us"
+    timer = threading.Timer(0.5, lambda: os.kill(asr._process.pid, signal.SIGKILL))
+    timer.start()
+    with pytest.raises(EngineCrashed, match=r"ASR process stopped unexpectedly \(exit code -9\)"):
+        asr.transcribe(np.tile(samples, 20))
+    timer.join()
+
+
+def test_pipeline_uses_a_child_only_beside_a_diarizer():
+    assert isinstance(Engines.load(Options(asr="sphinx", diarizer="builtin")).asr, ChildProcessAsr)
+    assert not isinstance(Engines.load(Options(asr="sphinx", diarizer="none")).asr, ChildProcessAsr)
+    assert not isinstance(Engines.load(Options(asr="sphinx", diarizer="builtin"), side_by_side=False).asr,
+                          ChildProcessAsr)
+
+
+def test_script_without_main_guard_runs_once(tmp_path, samples):
+    # multiprocessing's spawn would import this script again in the child and start it twice.
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np
+        from majlis.asr.child import ChildProcessAsr
+        print("started", flush=True)
+        asr = ChildProcessAsr("sphinx")
+        print(asr.transcribe(np.zeros(16000, np.float32)).language, flush=True)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["started", "en"]
