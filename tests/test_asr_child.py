@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,8 @@ from majlis.asr.child import ChildProcessAsr
 from majlis.audio import decode
 from majlis.errors import EngineCrashed, UsageError
 from majlis.pipeline import Engines, Options
+
+PANEL = Path(__file__).resolve().parents[1] / "audio" / "panel.mp3"
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +88,41 @@ def test_script_without_main_guard_runs_once(tmp_path, samples):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["started", "en"]
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "sigint-to-parent"])
+def test_interrupt_stops_a_long_recording_at_once(tmp_path, whole_group):
+    # Ctrl-C at a terminal signals the whole group; a supervisor may signal the parent alone. Either way the
+    # parent must not wait for the child to finish the recording, and no child may be left behind.
+    long = tmp_path / "long.wav"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "3", "-i", str(PANEL), str(long)], check=True)
+    argv = [sys.executable, "-m", "majlis", "transcribe", str(long), "--asr", "sphinx", "--diarizer", "builtin",
+            "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not _children(proc.pid) and time.time() < deadline:
+        time.sleep(0.2)
+    child_pids = _children(proc.pid)
+    assert child_pids, "the ASR child process never started"
+    time.sleep(3)  # well inside the recording (about 40 s of work)
+    (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGINT)
+    started = time.time()
+    err = proc.communicate(timeout=60)[1]
+    assert time.time() - started < 10
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "majlis: interrupted"
+    assert not (tmp_path / "out" / "long.json").exists()
+    time.sleep(0.5)
+    assert not [pid for pid in child_pids if os.path.exists(f"/proc/{pid}") and _alive(pid)]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"

@@ -74,6 +74,13 @@ class Engines:
             asr.name  # noqa: B018 - wait until it has loaded, and fail here if it cannot
         return cls(asr, diarizer)
 
+    def close(self) -> None:
+        """Release what the engines hold outside this process (the ASR child process)."""
+        for engine in (self.asr, self.diarizer):
+            close = getattr(engine, "close", None)
+            if close:
+                close()
+
     def describe(self) -> dict[str, str]:
         return {"asr": self.asr.name, "diarizer": self.diarizer.name if self.diarizer else "none"}
 
@@ -152,7 +159,11 @@ def transcribe_file(
     # ASR and diarization read the same samples and share nothing: run them side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
         asr_future = pool.submit(asr_stage, engines, samples, hook)
-        diarization = diarize_stage(engines, samples, options, hook)
+        try:
+            diarization = diarize_stage(engines, samples, options, hook)
+        except KeyboardInterrupt:
+            engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
+            raise
         asr_result = asr_future.result()
     naming = naming_stage(samples, diarization, options)
     return assemble(

@@ -12,7 +12,6 @@ only 64 MB, and a 4-hour recording is 0.9 GB of float32.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -48,8 +47,6 @@ def _kill(process: subprocess.Popen) -> None:
 
 def serve() -> None:
     """The child's side: messages in on stdin, out on stdout (both pickled by multiprocessing's Connection)."""
-    # Ctrl-C reaches the whole process group; the parent decides what stops, and it stops us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox, outbox = Connection(os.dup(0), writable=False), Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # a library that prints must not corrupt the message stream
     from . import get_asr
@@ -70,8 +67,12 @@ def serve() -> None:
             path = inbox.recv()
         except EOFError:
             return
+        except KeyboardInterrupt:  # Ctrl-C at the terminal reaches us too; the parent decides whether to go on
+            continue
         if path is None:
             return
+        # Ctrl-C during a recording stops it (KeyboardInterrupt goes back as the answer): the parent's thread
+        # waiting for us must not sit out the rest of a long file.
         try:
             # Mapped, not read: the pages are the parent's file in the page cache, not a second private copy.
             samples = np.memmap(path, dtype=np.float32, mode="r")
@@ -148,8 +149,11 @@ class ChildProcessAsr:
             os.unlink(path)
 
     def close(self) -> None:
+        """Stop the child: at once when it is in the middle of a recording, else when it has finished."""
         if self._outbox.closed:
             return
+        if self._lock.locked():
+            _kill(self._process)
         try:
             self._outbox.send(None)
         except OSError:
