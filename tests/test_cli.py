@@ -104,6 +104,37 @@ def test_help_and_version_do_not_load_engines():
     assert proc.stdout.strip() == ""
 
 
+def test_match_threshold_option_reaches_naming():
+    import re
+
+    from click.testing import CliRunner
+
+    from majlis.cli import main
+    from majlis.cli.transcribe import build_options
+    from majlis.speakers import MATCH_THRESHOLD
+
+    base = {"asr": "sphinx", "model": None, "model_dir": None, "language": None, "task": "transcribe",
+            "diarizer": "builtin", "pyannote_pipeline": None, "hf_token": None, "num_speakers": None,
+            "min_speakers": None, "max_speakers": None, "speakers_dir": None, "names": None, "device": None}
+    assert build_options({**base, "match_threshold": None}).match_threshold == MATCH_THRESHOLD
+    assert build_options({**base, "match_threshold": 0.75}).match_threshold == 0.75
+    help_text = CliRunner().invoke(main, ["transcribe", "--help"], terminal_width=200).output
+    assert float(re.search(r"--speakers \[default: ([0-9.]+)\]", " ".join(help_text.split())).group(1)) == MATCH_THRESHOLD
+    bad = CliRunner().invoke(main, ["transcribe", "x.wav", "--match-threshold", "1.5"])
+    assert bad.exit_code == 2 and "1.5" in bad.output
+
+
+def test_every_command_is_registered_for_lazy_loading():
+    import importlib
+
+    from majlis.cli import _COMMANDS, main
+
+    for module in {m for m, _ in _COMMANDS.values()}:
+        for command in importlib.import_module(f"majlis.cli.{module}").commands:
+            assert _COMMANDS.get(command.name) == (module, command.callback.__name__), command.name
+            assert main.get_command(None, command.name) is command
+
+
 def test_python_dash_m_and_version():
     proc = majlis("--version")
     assert proc.returncode == 0

@@ -160,6 +160,10 @@ def test_panel_named_by_voice(panel):
     assert all(s >= speakers.MATCH_THRESHOLD for s in naming.scores.values()) and len(naming.scores) == 4
     ier = _ier(truth["turns"], naming.apply(diarization))
     assert ier <= 0.05, f"identification error rate {ier:.3f}"
+    # A threshold above every score (say, samples from another microphone judged strictly) names nobody.
+    strict = name_speakers(samples, diarization, enrollment_dir=SPEAKERS, names={},
+                           threshold=max(naming.scores.values()) + 0.001)
+    assert all(name.startswith(speakers.UNKNOWN) for name in strict.mapping.values())
 
 
 @pytest.mark.slow

@@ -234,7 +234,7 @@ class Worker:
             asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task)
             dia_key = digest("diarize/1", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers,
                              o.max_speakers)
-            name_key = digest("naming/1", dia_key, s.speakers_hash, sorted(dict(o.names).items()))
+            name_key = digest("naming/1", dia_key, s.speakers_hash, sorted(dict(o.names).items()), o.match_threshold)
             asr = self._cached(ep, "asr", asr_key, lambda: pipeline.asr_stage(engines, samples, hook),
                                _dump_asr, _load_asr)
             diarization = self._cached(ep, "diarize", dia_key,

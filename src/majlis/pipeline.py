@@ -17,7 +17,7 @@ import numpy as np
 from . import align, audio
 from .asr import AsrEngine, AsrResult, get_asr
 from .diarize import Diarization, Diarizer, get_diarizer
-from .speakers import Naming, name_speakers
+from .speakers import MATCH_THRESHOLD, Naming, name_speakers
 from .types import ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
@@ -38,6 +38,7 @@ class Options:
     max_speakers: int | None = None
     speakers_dir: Path | None = None  # enrollment clips: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>
     names: Mapping[str, str] = field(default_factory=dict)  # SPEAKER_00=Tahir by hand
+    match_threshold: float = MATCH_THRESHOLD  # voice similarity a speaker needs to take an enrolled name
     device: str | None = None  # cpu | cuda; None picks
 
 
@@ -112,7 +113,8 @@ def diarize_stage(
 
 
 def naming_stage(samples: np.ndarray, diarization: Diarization, options: Options) -> Naming:
-    return name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names)
+    return name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names,
+                         threshold=options.match_threshold)
 
 
 def assemble(

@@ -28,6 +28,10 @@ def engine_options(f):
         click.option("--max-speakers", type=click.IntRange(1, 100)),
         click.option("--speakers", "speakers_dir", type=click.Path(path_type=Path),
                      help="Voice samples: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>; names speakers by voice."),
+        # No default here: speakers.py (and numpy with it) stays unimported until a command runs.
+        click.option("--match-threshold", type=click.FloatRange(-1.0, 1.0),
+                     help="Voice similarity a speaker needs to take a name from --speakers [default: 0.9]; "
+                     "lower it when the samples were recorded on another microphone."),
         click.option("--names", help="Name speakers by hand: SPEAKER_00=Tahir,SPEAKER_01=Mudaqiq"),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where models run [default: cuda if present]."),
         click.option("--format", "formats", default="json", show_default=True,
@@ -51,6 +55,7 @@ def build_options(kw: dict):
         num_speakers=kw["num_speakers"], min_speakers=kw["min_speakers"], max_speakers=kw["max_speakers"],
         speakers_dir=kw["speakers_dir"], names=parse_names(kw["names"]) if kw["names"] else {},
         device=kw["device"],
+        **({"match_threshold": kw["match_threshold"]} if kw["match_threshold"] is not None else {}),
     )
 
 
