@@ -7,6 +7,7 @@ JSON object as its last stdout line; the parent adds wall time and the peak RSS 
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -66,12 +67,36 @@ def self_peak_mb() -> dict[str, float]:
 
 
 def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads) and its waited-for children (ffmpeg).
+    """User + system CPU time of this process (all threads), its waited-for children (ffmpeg) and its live
+    descendants (the pipeline's ASR child process, which lives as long as the engines do).
 
     Wall time on a shared 2-core machine depends on what else runs; CPU time much less so.
     """
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + _live_descendants_cpu(os.getpid())
+
+
+def _live_descendants_cpu(pid: int) -> float:
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone since we listed it: its time is in RUSAGE_CHILDREN once waited for
+        total += (int(fields[11]) + int(fields[12])) / tick + _live_descendants_cpu(child)  # utime, stime
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        try:
+            with open(task) as f:
+                out += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
 
 
 def _tree_rss_kb(root: int) -> int:

@@ -1,12 +1,16 @@
 """Synthetic archive of transcripts for the search benchmark, drawn from real text.
 
-Words come from the seed article and the demo panel's script: a first-order Markov chain over the real
-word sequence (so phrases like "Islamic Movement" co-occur as in speech) with random jumps drawn from the
-Zipf-like unigram distribution of that text. ~150 words a minute, segments of 5-30 s, 3-5 speakers an
-episode from a pool of 40. Deterministic for a given seed.
+Two sources of words. The topic: the seed article and the demo panel's script, as a first-order Markov
+chain over the real word sequence (so phrases like "Islamic Movement" co-occur as in speech). The
+background: everyday English with its real word frequencies (the `wordfreq` package's 50,000 most common
+English words), so that a 1,000-hour archive has tens of thousands of word types with a Zipf tail, as real
+speech of that size does. Each word either continues the topic chain or is a fresh draw: mostly from the
+background, sometimes from the topic's own Zipf-like unigram distribution. ~150 words a minute, segments
+of 5-30 s, 3-5 speakers an episode from a pool of 40. Deterministic for a given seed.
 
-The vocabulary is small (a few hundred word types), so every query word matches far more segments than it
-would in a real archive: posting lists are long and latencies are on the pessimistic side.
+Without a background (`Language(texts)`, the corpus of the first benchmark run) the whole archive speaks
+the seed's ~470 word types: every query word then matches ~5% of all segments, about 100x the posting
+lists of a real archive, which is what the `--seed-vocab` comparison in bench/search.py still measures.
 """
 
 from __future__ import annotations
@@ -60,13 +64,30 @@ def _truth_texts(data) -> list[str]:
     return out
 
 
-class Language:
-    """Bigram chain plus Zipf-like unigram jumps over the real word sequence."""
+def background_words(n: int = 50_000) -> list[tuple[str, float]]:
+    """English words with their frequencies in real text (wordfreq: subtitles, news, web, books...)."""
+    try:
+        from wordfreq import top_n_list, word_frequency
+    except ImportError:  # pragma: no cover - it is in the test extras
+        raise RuntimeError("the search benchmark's corpus needs wordfreq: pip install -e '.[test]'") from None
+    return [(w, word_frequency(w, "en")) for w in top_n_list("en", n) if _WORD.fullmatch(w)]
 
-    def __init__(self, texts: list[str], jump: float = 0.3) -> None:
+
+def archive_language() -> "Language":
+    """The benchmark's archive: the topic chain over everyday English."""
+    return Language(source_texts(), jump=0.7, background=background_words(), topic=0.05)
+
+
+class Language:
+    """Bigram chain plus Zipf-like unigram jumps over the real word sequence, optionally over a background
+    vocabulary with real frequencies."""
+
+    def __init__(self, texts: list[str], jump: float = 0.3, background: list[tuple[str, float]] | None = None,
+                 topic: float = 1.0) -> None:
         seq = [w for t in texts for w in _WORD.findall(t)]
         self.sequence = seq
         self.jump = jump
+        self.topic = topic if background else 1.0
         counts = Counter(w.lower() for w in seq)
         # Keep the most common surface form of each word (e.g. "Taliban", "IMU").
         forms: dict[str, Counter] = defaultdict(Counter)
@@ -81,20 +102,37 @@ class Language:
             nxt[forms[a.lower()].most_common(1)[0][0]].append(forms[b.lower()].most_common(1)[0][0])
         self.next = dict(nxt)
         self.rank = rank
+        # A background word the topic also uses takes the topic's spelling ("taliban" -> "Taliban"), so the
+        # chain can continue from it.
+        topic_form = {w.lower(): w for w in self.vocab}
+        self.background = [topic_form.get(w, w) for w, _ in background or ()]
+        self._bg_cum = list(accumulate(f for _, f in background or ()))
 
     def zipf(self, rng: random.Random) -> str:
         return self.vocab[bisect(self._cum, rng.random() * self._cum[-1])]
+
+    def draw(self, rng: random.Random) -> str:
+        if self.topic >= 1.0 or rng.random() < self.topic:
+            return self.zipf(rng)
+        return self.background[bisect(self._bg_cum, rng.random() * self._bg_cum[-1])]
 
     def words(self, rng: random.Random, n: int, prev: str | None = None) -> list[str]:
         out = []
         for _ in range(n):
             options = self.next.get(prev) if prev else None
-            prev = rng.choice(options) if options and rng.random() > self.jump else self.zipf(rng)
+            prev = rng.choice(options) if options and rng.random() > self.jump else self.draw(rng)
             out.append(prev)
         return out
 
     def content_words(self) -> list[str]:
+        """The topic's content words: its names and subjects ("Taliban", "Mudaqiq", "pledging")."""
         return [w for w in self.vocab if len(w) >= 4 and w.lower() not in STOPWORDS]
+
+    def background_content_words(self, lo: int = 1_000, hi: int = 30_000) -> list[str]:
+        """Everyday English content words between frequency ranks lo and hi ("harbour", "reluctant")."""
+        topic = {w.lower() for w in self.vocab}
+        return [w for w in self.background[lo:hi] if len(w) >= 4 and w.lower() not in STOPWORDS
+                and w.lower() not in topic]
 
     def phrases(self, rng: random.Random, n: int) -> list[str]:
         """Real 2-3 word sequences from the source text, each with at least one content word."""

@@ -2,8 +2,8 @@
 
 For every round: `majlis.pipeline.transcribe_file` (sphinx + builtin diarizer + naming + alignment), then
 the ASR engine alone and the diarizer alone on the same decoded samples. Overhead ratio =
-pipeline wall / (ASR alone + diarizer alone); the pipeline runs ASR and diarization in two threads, so on
-two free cores it can go below 1. Then memory on a 4-hour file (the 39-minute panel concatenated).
+pipeline wall / (ASR alone + diarizer alone); the pipeline runs ASR (sphinx, in a child process) and
+diarization side by side, so on two free cores it can go below 1. Then memory on a 4-hour file (the 39-minute panel concatenated).
 
     python audio/make_panel.py --minutes 39 --out audio/panel39   # the 39-minute panel (git-ignored)
     nice -n 19 python bench/pipeline.py                           # 3 rounds on it, plus the 4-hour file
@@ -13,6 +13,7 @@ two free cores it can go below 1. Then memory on a 4-hour file (the 39-minute pa
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds the full pipeline may run on the long file before it is stopped")
     ap.add_argument("--out-dir", type=Path, default=common.RESULTS)
     ap.add_argument("--worker", choices=("pipeline", "profile", "asr", "decode", "diarize"), help=argparse.SUPPRESS)
+    ap.add_argument("--long-from", type=Path, help="take the long-file section from an earlier result file "
+                    "instead of measuring it again (it is labelled with that run's date)")
     ap.add_argument("--no-profile", action="store_true", help="skip the extra profiled pipeline run")
     args = ap.parse_args(argv)
 
@@ -274,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
                        "stages": prof["profiles"]}
 
         long = None
-        if not args.quick and args.long_hours > 0:
+        if args.long_from:
+            earlier = json.loads(args.long_from.read_text())
+            long = dict(earlier["long"], reused_from=earlier["created"])
+        elif not args.quick and args.long_hours > 0:
             long_path = make_long(path, args.long_hours)
             long_dur = common.audio_duration(long_path)
             print(f"long file {long_path.name} ({long_dur / 3600:.2f} h)", file=sys.stderr, flush=True)

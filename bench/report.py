@@ -75,11 +75,13 @@ def pipeline(d: dict) -> str:
          f"≤ {t['overhead_ratio']}", ok(v["overhead_ok"])],
         ["real-time factor (`transcribe_file` / audio)", mm(s["rtf"], 3), f"≤ {t['rtf']}", ok(v["rtf_ok"])],
         ["real-time factor of the whole process (imports, engine load)", mm(s["process_rtf"], 3), "", ""],
-        ["CPU time: pipeline / ASR alone / diarizer alone",
-         f"{mm(s['pipeline_cpu_s'], 1, ' s')} / {mm(s['asr_alone_cpu_s'], 1, ' s')} / "
-         f"{mm(s['diarize_alone_cpu_s'], 1, ' s')}", "", ""],
-        ["CPU overhead ratio = pipeline CPU / (ASR CPU + diarizer CPU)", mm(s["cpu_overhead_ratio"], 3), "", ""],
-        ["CPU-seconds per audio second", mm(s["cpu_rtf"], 3), "", ""],
+        *([["CPU time: pipeline / ASR alone / diarizer alone",
+            f"{mm(s['pipeline_cpu_s'], 1, ' s')} / {mm(s['asr_alone_cpu_s'], 1, ' s')} / "
+            f"{mm(s['diarize_alone_cpu_s'], 1, ' s')}", "", ""],
+           ["CPU overhead ratio = pipeline CPU / (ASR CPU + diarizer CPU)", mm(s["cpu_overhead_ratio"], 3), "", ""],
+           ["CPU-seconds per audio second", mm(s["cpu_rtf"], 3), "", ""]] if "pipeline_cpu_s" in s else
+          [["CPU time: ASR alone / diarizer alone",
+            f"{mm(s['asr_alone_cpu_s'], 1, ' s')} / {mm(s['diarize_alone_cpu_s'], 1, ' s')}", "", ""]]),
         ["peak RSS, pipeline process tree", mm(s["pipeline_peak_rss_mb"], 0, " MB"),
          f"≤ {t['peak_rss_mb']} MB", ok(v["peak_rss_ok"])],
         ["peak RSS, ASR alone", mm(s["asr_peak_rss_mb"], 0, " MB"), "", ""],
@@ -92,12 +94,15 @@ def pipeline(d: dict) -> str:
     out = [f"Audio: `{d['audio']}`, {f(d['duration_s'] / 60, 1)} min. Medians over {runs} round"
            f"{'s' * (runs != 1)} (min–max in brackets); each measurement is a fresh process.{load_note}",
            "", table(["measure", "result", "target", ""], rows)]
+    if d.get("cpu_note"):
+        out += ["", d["cpu_note"]]
     med = sorted(d["rounds"], key=lambda r: r["pipeline"]["wall_s"])[len(d["rounds"]) // 2]["pipeline"]
     stage_rows = []
     for name, (a, b) in sorted(med["spans"].items(), key=lambda kv: kv[1][0]):
         stage_rows.append([f"`{name}`", f(a, 1), f(b, 1), f(b - a, 1)])
     out += ["", "Stage timeline of the median round (seconds from the start of `transcribe_file`; ASR and "
-            "diarization run in two threads, so their spans overlap):", "",
+            "diarization run side by side, sphinx in a child process and the diarizer in the parent, so their "
+            "spans overlap):", "",
             table(["stage", "start", "end", "took"], stage_rows)]
     hook_rows = [[f"`{k}`", f(h["first_s"], 1), f(h["last_s"], 1), f(h["calls"])] for k, h in
                  sorted(med["hooks"].items(), key=lambda kv: kv[1]["first_s"])]
@@ -121,14 +126,32 @@ def pipeline(d: dict) -> str:
                          f"{f(dia['peak_tree_rss_mb'], 0)} MB ({status(dia)})"])
         rows.append(["full pipeline", f"{f(max(r['pipeline']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
                      f"{f(p['peak_tree_rss_mb'], 0)} MB ({status(p)})"])
+        reused = (f" **Measured in an earlier run ({long['reused_from']}), not in this one.**"
+                  if long.get("reused_from") else "")
         out += ["", f"Memory on a long file: `{long['audio']}` ({f(long['duration_s'] / 3600, 2)} h, the 39-min "
-                "panel concatenated with ffmpeg), against the 39-min file:", "",
+                f"panel concatenated with ffmpeg), against the 39-min file.{reused}", "",
                 table(["process", f"{f(d['duration_s'] / 60, 0)} min", f"{f(long['duration_s'] / 3600, 1)} h"], rows),
                 "", f"Peak on the long file / peak on the 39-min file: **{f(v['long_vs_short_rss'], 2)}×** "
                 f"(target flat, which we read as ≤ {t.get('flat_rss_ratio', 1.15)}×: "
                 f"{ok(v['long_vs_short_rss'] <= t.get('flat_rss_ratio', 1.15))}; "
                 f"long-file peak ≤ {t['peak_rss_mb']} MB: {ok(v['long_peak_rss_ok'])}).",
                 "", "![RSS over time](bench/results/pipeline_rss.png)"]
+    e = d.get("earlier")
+    if e:
+        es = e["summary"]
+        spans = sorted(e["rounds"], key=lambda r: r["pipeline"]["wall_s"])[len(e["rounds"]) // 2]["pipeline"]["spans"]
+        rows = [["majlis `transcribe_file`", mm(es["pipeline_wall_s"], 1, " s")],
+                ["ASR alone / diarizer alone", f"{mm(es['asr_alone_s'], 1, ' s')} / {mm(es['diarize_alone_s'], 1, ' s')}"],
+                ["overhead ratio", f"{mm(es['overhead_ratio'], 3)} {ok(es['overhead_ratio']['median'] <= t['overhead_ratio'])}"],
+                ["CPU overhead ratio", mm(es["cpu_overhead_ratio"], 3)],
+                ["`diarize_stage` beside the ASR (median round)",
+                 f"{f(spans['diarize_stage'][1] - spans['diarize_stage'][0], 1)} s"]]
+        out += ["", f"Before the fix: the run of {e['created']} (`bench/results/earlier/{EARLIER_PIPELINE}`), "
+                "ASR and diarization in two threads of one process, medians over "
+                f"{e['runs']} rounds:", "", table(["measure", "result"], rows)]
+        if e.get("profile"):
+            out += ["", details("cProfile of `diarize_stage` in that run, beside the ASR thread",
+                                e["profile"]["stages"]["diarize_stage"])]
     if d.get("profile"):
         out += ["", f"Profile ({d['profile']['note']}):"]
         for stage, text in d["profile"]["stages"].items():
@@ -157,56 +180,100 @@ def whisper_path(d: dict) -> str:
     kw = ", ".join(f"{k}={v!r}" for k, v in d["whisper_kwargs"].items())
     return "\n".join([
         f"Model: whisper `{m['dims_name']}` dimensions ({f(m['parameters'])} parameters), {m['weights']} weights, "
-        f"on {m['device']} ({d['gpu']}); decoding options: {d['decode_options']}. Audio: `{d['audio']}`. "
+        f"on {m['device']} ({d['gpu']}); decoding options: {', '.join(f'{k}={v}' for k, v in d['decode_options'].items()) if isinstance(d['decode_options'], dict) else d['decode_options']}. Audio: `{d['audio']}`. "
         f"Medians over {d['runs']} round{'s' * (d['runs'] != 1)}, each side a fresh process.", "",
         table(["measure", "result"], rows), "",
         f"Arguments majlis passes to whisper (replayed as they are): `{kw}`."])
 
 
+KIND_LABELS = (("single", "single word"), ("phrase", "phrase"), ("speaker", "word + speaker filter"),
+               ("all", "all three kinds above"), ("common", "most common words (worst case; not in “all”)"))
+
+
+def _corpus_line(d: dict) -> str:
+    c, p = d["corpus"], d["params"]
+    if "vocab_types" in p:  # the first run's format: seed vocabulary only
+        vocab = f"vocabulary of {p['vocab_types']} word types from the seed article and the demo script"
+    else:
+        vocab = (f"words from a topic chain over the seed article and the demo script ({p['topic_vocab_types']} word "
+                 f"types) mixed into everyday English with its real frequencies (wordfreq's "
+                 f"{f(p['background_vocab_types'])} most common English words); see bench/corpus.py")
+    counts = p.get("query_counts", {})
+    n = p["queries_single"]
+    queries = (f"{counts.get('single', n)} single words (half the topic's content words, half everyday English "
+               f"content words of frequency rank 1,000–20,000), {counts.get('phrase', n // 2)} phrases (real 2–3 word "
+               f"sequences of the topic), {counts.get('speaker', n // 2)} single words filtered to one speaker")
+    if "common" in counts:
+        queries += (f"; beside them, the archive's {counts['common']} most frequent words of four letters or more "
+                    f"outside a short stop list ({', '.join(p['common_words'][:8])}, ...), timed the same way but "
+                    f"kept out of “all”")
+    return (f"Archive: {f(c['hours'], 0)} h of synthetic transcripts ({f(int(c['episodes']))} episodes, "
+            f"{f(int(c['segments']))} segments, {f(int(c['words']))} words; {vocab}). Queries: {queries}; limit 20; "
+            f"{p['passes']} timed passes after one warm-up pass.")
+
+
 def search(d: dict) -> str:
     c, ix, t, v = d["corpus"], d["indexing"], d["targets"], d["verdict"]
     largest = d["sizes"][-1]
-    out = [f"Archive: {f(c['hours'], 0)} h of synthetic transcripts ({f(int(c['episodes']))} episodes, "
-           f"{f(int(c['segments']))} segments, {f(int(c['words']))} words; vocabulary of {d['params']['vocab_types']} "
-           f"word types from the seed article and the demo script). Queries: {d['params']['queries_single']} single "
-           f"words, {d['params']['queries_single'] // 2} phrases, {d['params']['queries_single'] // 2} single words "
-           f"filtered to one speaker; limit 20; {d['params']['passes']} timed passes after one warm-up pass."]
+    opt, vo = largest.get("majlis_optimized"), d.get("verdict_optimized")
+    out = [_corpus_line(d)]
     if d.get("stopped_early_at_hours") is not None:
         out.append(f"\n**Indexing was stopped at {f(c['hours'], 0)} h** (time budget); larger sizes are extrapolated.")
+    mid = [""] if opt else []  # the "after optimize" column
+
+    def status(key: str) -> str:
+        return ok(v[key]) + (f" / {ok(vo[key])}" if opt else "")
+
+    segs = largest["majlis"].get("whoosh_segments")
     rows = [["indexing throughput", f"{f(ix['majlis']['segments_per_s'], 0)} segments/s "
-             f"({f(ix['majlis']['audio_hours_per_s'] * 3600, 0)} h of audio per hour)",
+             f"({f(ix['majlis']['audio_hours_per_s'] * 3600, 0)} h of audio per hour)", *mid,
              f"{f(ix['fts5']['segments_per_s'], 0)} segments/s" if "fts5" in ix else "–", "", ""],
             ["time to index the archive", f"{f(ix['majlis']['seconds'] / 60, 1)} min",
+             *([f"+ {f(opt['optimize_s'] / 60, 1)} min to optimize"] if opt else []),
              f"{f(ix['fts5']['seconds'] / 60, 1)} min" if "fts5" in ix else "–", "", ""],
-            ["index size", f"{f(largest['majlis']['index_mb'], 0)} MB",
+            ["index size", f"{f(largest['majlis']['index_mb'], 0)} MB" + (f" ({segs} whoosh segments)" if segs else ""),
+             *([f"{f(opt['index_mb'], 0)} MB ({opt['whoosh_segments']} whoosh segment)"] if opt else []),
              f"{f(largest['fts5']['index_mb'], 0)} MB" if "fts5" in largest else "–", "", ""]]
-    for kind, label in (("single", "single word"), ("phrase", "phrase"), ("speaker", "word + speaker filter"),
-                        ("all", "all queries")):
+    for kind, label in KIND_LABELS:
+        if kind not in largest["majlis"]:
+            continue
         mj = largest["majlis"][kind]
         fts = largest.get("fts5", {}).get(kind)
-        for stat, target_key in (("p50_ms", "p50_ms"), ("p99_ms", "p99_ms")):
+        for stat in ("p50_ms", "p99_ms"):
             is_all = kind == "all"
-            rows.append([f"{label}, {stat[:3]}", f"{f(mj[stat], 1)} ms", f"{f(fts[stat], 1)} ms" if fts else "–",
-                         f"≤ {t[target_key]:g} ms" if is_all else "",
-                         ok(v["p50_ok" if stat == "p50_ms" else "p99_ok"]) if is_all else ""])
-    cold = d["cli_cold"]
+            rows.append([f"{label}, {stat[:3]}", f"{f(mj[stat], 1)} ms",
+                         *([f"{f(opt[kind][stat], 1)} ms"] if opt else []), f"{f(fts[stat], 1)} ms" if fts else "–",
+                         f"≤ {t[stat]:g} ms" if is_all else "",
+                         status("p50_ok" if stat == "p50_ms" else "p99_ok") if is_all else ""])
+    cold, cold_opt = d["cli_cold"], d.get("cli_cold_optimized")
     if "wall_s" in cold:
-        rows.append(["`majlis search` cold start (fresh process)", mm(cold["wall_s"], 3, " s"), "–",
-                     f"≤ {t['cli_cold_s']} s", ok(v["cli_cold_ok"])])
+        rows.append(["`majlis search` cold start (fresh process)", mm(cold["wall_s"], 3, " s"),
+                     *([mm(cold_opt["wall_s"], 3, " s") if "wall_s" in cold_opt else "–"] if opt else []), "–",
+                     f"≤ {t['cli_cold_s']} s", status("cli_cold_ok")])
     else:
-        rows.append(["`majlis search` cold start", f"not measured: {cold['error']}", "–", "", ""])
-    out += ["", f"At {f(largest['hours'], 0)} h, in-process, warm:", "",
-            table(["measure", "majlis (Whoosh)", "SQLite FTS5", "target", ""], rows)]
+        rows.append(["`majlis search` cold start", f"not measured: {cold['error']}", *mid, "–", "", ""])
+    head = ["measure", "majlis (Whoosh), as loaded", *(["majlis, after `majlis index --optimize`"] if opt else []),
+            "SQLite FTS5", "target", "as loaded / optimized" if opt else ""]
+    out += ["", f"At {f(largest['hours'], 0)} h, in-process, warm:", "", table(head, rows)]
+    if opt and "wall_s" in cold_opt:
+        cold = cold_opt  # the breakdown and profile below: the optimized index
     if "wall_s" in cold:
         out += ["", f"Cold start: `{cold['command']}`, median of {cold['runs']} runs; bare `python -c pass` takes "
                 f"{mm(cold['python_startup_s'], 3, ' s')}. The index files were in the page cache (no root to drop "
                 f"it), so this is process start-up, not disk."]
         if "breakdown" in cold:
             b = cold["breakdown"]
-            out += ["", f"Where a cold start goes (same steps in a fresh process): importing the CLI and the index "
+            out += ["", f"Where a cold start goes{' after optimize' if opt else ''} (same steps in a fresh process): importing the CLI and the index "
                     f"module {mm(b['import_s'], 3, ' s')}, opening the index {mm(b['open_s'], 3, ' s')}, the first "
                     f"search {mm(b['first_search_s'], 3, ' s')}.", "",
-                    details("cProfile: opening the index and the first search, in a fresh process", cold["profile"])]
+                    details("cProfile: opening the index and the first search, in a fresh process"
+                            + (" (optimized index)" if opt else ""), cold["profile"])]
+    if "matching_segments" in largest:
+        ms = largest["matching_segments"]
+        walks = [f"{label.split(' (')[0]} {f(ms[k]['median'], 0)} (max {f(ms[k]['max'], 0)})"
+                 for k, label in KIND_LABELS if k in ms]
+        out += ["", f"How much each query has to walk at {f(largest['hours'], 0)} h (segments matching, median and "
+                f"max over the query set): {', '.join(walks)} — out of {f(largest['segments'])} segments."]
     size_rows = []
     for r in d["sizes"]:
         mj, fts = r["majlis"]["all"], r.get("fts5", {}).get("all")
@@ -214,16 +281,17 @@ def search(d: dict) -> str:
         size_rows.append([f(r["hours"], 0), f(r["segments"]), f"{f(r['majlis']['index_mb'], 0)} MB",
                           f"{f(mj['p50_ms'], 1)} / {f(mj['p99_ms'], 1)}",
                           f"{f(fts['p50_ms'], 1)} / {f(fts['p99_ms'], 1)}" if fts else "–", ratio])
-    if "matching_segments" in largest:
-        ms = largest["matching_segments"]
-        out += ["", f"How much each query has to walk at {f(largest['hours'], 0)} h (segments matching, median and "
-                f"max over the query set): single words {f(ms['single']['median'], 0)} (max {f(ms['single']['max'], 0)}), "
-                f"phrases {f(ms['phrase']['median'], 0)} (max {f(ms['phrase']['max'], 0)}), word + speaker "
-                f"{f(ms['speaker']['median'], 0)} (max {f(ms['speaker']['max'], 0)}) — out of "
-                f"{f(largest['segments'])} segments."]
-    out += ["", "Latency against archive size (all query kinds; ms):", "",
+    out += ["", "Latency against archive size (single words, phrases and word + speaker together; ms):", "",
             table(["hours", "segments", "majlis index", "majlis p50 / p99", "FTS5 p50 / p99", "p50 ratio"],
                   size_rows), "", "![search latency against index size](bench/results/search_latency.png)"]
+    out += _then_and_now(d)
+    exp = d.get("experiment_schema")
+    if exp:
+        out += ["", f"Schema change, measured: the same {f(exp['hours'], 0)} h ({f(exp['segments'])} segments) into a "
+                f"fresh index takes {f(exp['before_s'], 1)} s and {f(exp['before_mb'], 1)} MB with the first schema "
+                f"(segment `start`/`end` as `NUMERIC`, text stored) and {f(exp['now_s'], 1)} s and "
+                f"{f(exp['now_mb'], 1)} MB with today's (both `STORED()`, text not stored): "
+                f"**{f(exp['speedup'], 1)}× faster**."]
     exp = d.get("experiment_stored_times")
     if exp:
         out += ["", f"Experiment: indexing the same {f(exp['hours'], 0)} h ({f(exp['segments'])} segments) into a fresh "
@@ -233,10 +301,54 @@ def search(d: dict) -> str:
     prof = d.get("profile", {})
     if "index_add" in prof:
         out += ["", details(f"cProfile: indexing ({prof['index_add_note']})", prof["index_add"])]
-    for kind in ("single", "phrase"):
+    for kind in ("single", "phrase", "common"):
         if f"search_{kind}" in prof:
             out += ["", details(f"cProfile: searching ({prof[f'search_{kind}_note']})", prof[f"search_{kind}"])]
     return "\n".join(out)
+
+
+def _then_and_now(d: dict) -> list[str]:
+    """The first run's numbers beside today's code on the first run's corpus (seed vocabulary only) and
+    today's code on today's corpus: what the code changed and what the corpus changed, apart."""
+    first, seed = d.get("first_run"), d.get("seed_vocab")
+    if not first:
+        return []
+    by_hours = {r["hours"]: r for r in first["sizes"]}
+    now_by_hours = {r["hours"]: r for r in d["sizes"]}
+    cols = []  # (title, majlis/fts5 row with p50/p99 per kind, index MB)
+    small = seed["sizes"][-1]["hours"] if seed else None
+    if small in by_hours:
+        cols.append((f"first run, {f(small, 0)} h", by_hours[small]))
+        cols.append((f"today's code, first corpus, {f(small, 0)} h", seed["sizes"][-1]))
+        if small in now_by_hours:
+            cols.append((f"today, {f(small, 0)} h", now_by_hours[small]))
+    big = first["sizes"][-1]
+    cols.append((f"first run, {f(big['hours'], 0)} h", big))
+    if big["hours"] in now_by_hours:
+        cols.append((f"today, {f(big['hours'], 0)} h", now_by_hours[big["hours"]]))
+
+    def lat(row: dict, engine: str, kind: str) -> str:
+        x = row.get(engine, {}).get(kind)
+        return f"{f(x['p50_ms'], 1)} / {f(x['p99_ms'], 1)}" if x else "–"
+
+    def size(row: dict) -> str:
+        mb = row["index_mb"]["majlis"] if isinstance(row.get("index_mb"), dict) else row["majlis"]["index_mb"]
+        return f"{f(mb, 0)} MB"
+
+    rows = [[f"{name}: {label}, p50 / p99 ms"] + [lat(row, engine, kind) for _, row in cols]
+            for engine, name in (("majlis", "majlis"), ("fts5", "FTS5")) for kind, label in KIND_LABELS[:4]]
+    rows.append(["majlis index size"] + [size(row) for _, row in cols])
+    out = ["", f"The first run, today's code on the first run's corpus (which speaks only the seed's "
+           f"{first['vocab_types']} word types, with the first run's query set), and today (p50 / p99, ms):", "",
+           table(["measure"] + [title for title, _ in cols], rows)]
+    rates = [f"the first run indexed {f(first['indexing_segments_per_s'].get('majlis'), 0)} segments/s "
+             f"(FTS5 {f(first['indexing_segments_per_s'].get('fts5'), 0)}) over its whole archive"]
+    if seed:
+        rates.append(f"today's code indexes the first corpus at {f(seed['indexing']['majlis']['segments_per_s'], 0)} "
+                     f"segments/s over {f(seed['corpus']['hours'], 0)} h")
+    out += ["", "Indexing: " + "; ".join(rates) + f". `majlis search` cold start in the first run: "
+            f"{f(first['cli_cold_s'], 3)} s."]
+    return out
 
 
 def batch(d: dict) -> str:
@@ -256,12 +368,18 @@ def batch(d: dict) -> str:
 RENDER = {"pipeline": pipeline, "whisper_path": whisper_path, "search": search, "batch": batch}
 
 
+EARLIER_PIPELINE = "pipeline-asr-in-thread.json"  # the pipeline before sphinx moved to a child process
+
+
 def load(results_dir: Path) -> dict[str, dict]:
     out = {}
     for name in RENDER:
         p = results_dir / f"{name}.json"
         if p.exists():
             out[name] = json.loads(p.read_text())
+    earlier = results_dir / "earlier" / EARLIER_PIPELINE
+    if "pipeline" in out and earlier.exists():
+        out["pipeline"]["earlier"] = json.loads(earlier.read_text())
     return out
 
 

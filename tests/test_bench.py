@@ -66,6 +66,17 @@ def test_corpus_is_deterministic_and_speech_rate():
     assert all(len(s.words) == len(s.text.split()) for s in t.segments)
 
 
+def test_archive_corpus_has_a_real_vocabulary():
+    lang = corpus.archive_language()
+    a = list(corpus.episodes(lang, 2.0, seed=1))
+    assert a == list(corpus.episodes(lang, 2.0, seed=1))
+    words = [w.lower() for spec in a for seg in spec["segments"] for w in seg[3]]
+    assert 120 < len(words) / 120 < 180  # words a minute
+    assert len(set(words)) > 3_000  # the seed alone has under 500 word types
+    everyday = lang.background_content_words()
+    assert len(everyday) > 10_000 and not {w.lower() for w in everyday} & {w.lower() for w in lang.vocab}
+
+
 def test_run_measured_reports_child_peak_memory():
     # A child that holds ~200 MB: the polled tree peak and the kernel's own peak must both see it.
     code = ("import sys, json, time, resource; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
@@ -133,7 +144,7 @@ def test_whisper_path_quick(tmp_path):
 def test_batch_quick(tmp_path):
     from majlis.cli import main
 
-    if "batch" not in main.commands:
+    if main.get_command(None, "batch") is None:
         pytest.skip("`majlis batch` is not registered yet")
     d = run_quick("batch", tmp_path)
     assert d["files"] == 4 and d["audio_s"] > 30

@@ -155,6 +155,22 @@ def test_missing_index_and_bad_transcripts(tmp_path):
     assert not (tmp_path / "ix").exists()  # nothing is created when an input is bad
 
 
+def test_index_optimize_keeps_every_hit(indexed, tmp_path):
+    import shutil
+
+    copy = tmp_path / "index"
+    shutil.copytree(indexed, copy)
+    def hits() -> list[dict]:
+        # Scores move a little: merging drops deleted documents from BM25's statistics.
+        out = json.loads(invoke("search", "taliban", "--index", str(copy), "--json", "--limit", "100").output)
+        return sorted((h | {"score": None} for h in out), key=lambda h: (h["episode"], h["start"]))
+
+    before = hits()
+    assert invoke("index", "--optimize", "--index", str(copy)).exit_code == 0
+    assert hits() == before and before
+    assert_one_line_error(majlis("index", "--index", str(tmp_path / "ix")), 2, "--optimize")
+
+
 def test_speakers_and_episodes(indexed):
     rows = json.loads(invoke("speakers", "--index", str(indexed), "--json").output)
     assert {r["speaker"] for r in rows} == set(TRUTH["speakers"]) | {"Signal"}

@@ -4,6 +4,7 @@ the right second; filters, operators, re-indexing and a second writing process m
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -143,6 +144,50 @@ def test_every_distinctive_phrase_is_the_top_hit_at_its_first_word(index, panel)
         assert f"[{spoken}]" in top.text and top.text.count("[") == 1, (spoken, top.text)
         assert top.url == f"panel.mp3#t={top.start:.3f}".rstrip("0").rstrip(".") + "," + \
             f"{top.end:.3f}".rstrip("0").rstrip(".")
+
+
+def test_fast_scoring_gives_whooshs_own_hits_order_and_scores(tmp_path, panel, vocab, monkeypatch):
+    """majlis.fastscore against whoosh's own collector and scorer: every word of the panel, with and without
+    a speaker filter, in an index with deleted documents and several whoosh segments."""
+    import majlis.fastscore as fs
+    import majlis.index as mi
+    from whoosh.scoring import BM25F
+
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+    ix.add([dataclasses.replace(panel, episode="other")])  # a second whoosh segment
+    ix.add([panel])  # re-indexed: the first copy's documents are deleted, not yet merged away
+    monkeypatch.setattr(fs, "TABLE_SHARE", 10**9)  # the length table on every word, not only frequent ones
+    words = sorted(vocab)
+    queries = [(w, ()) for w in words] + [(w, ("Tahir",)) for w in words[::3]] + [("uzbek*", ()), ("imu taliban", ())]
+    fast = [ix.search(q, speakers=sp, limit=30) for q, sp in queries]
+    monkeypatch.setattr(fs, "top_term", lambda *a, **k: None)
+    monkeypatch.setattr(mi, "_WEIGHTING", BM25F())
+    ix.close()
+    for (q, sp), hits in zip(queries, fast):
+        assert ix.search(q, speakers=sp, limit=30) == hits, q
+
+
+def test_an_index_written_with_the_first_schema_still_works(tmp_path, panel):
+    from whoosh import index as whoosh_index
+    from whoosh.fields import NUMERIC, TEXT
+
+    import majlis.index as mi
+
+    # The first release's schema: NUMERIC segment times, the text stored.
+    old = mi.SCHEMA.copy()
+    for name in ("start", "end"):
+        old.remove(name)
+        old.add(name, NUMERIC(float, stored=True))
+    old.remove("text")
+    old.add("text", TEXT(analyzer=ANALYZER, phrase=True, stored=True, multitoken_query="phrase"))
+    (tmp_path / "old").mkdir()
+    whoosh_index.create_in(str(tmp_path / "old"), old)
+    ix = Index(tmp_path / "old")
+    ix.add([panel])
+    hits = ix.search(f'"{SHARED}"')
+    assert {h.speaker for h in hits} == set(SHARED_BY)
+    assert hits[0].start > hits[0].segment_start
 
 
 def test_shared_phrase_and_speaker_filter(index):

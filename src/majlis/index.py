@@ -17,10 +17,11 @@ from urllib.parse import quote
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import ID, NUMERIC, STORED, TEXT, Schema
+from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.index import LockError
-from whoosh.query import Or, Term
+from whoosh.query import And, Or, Term
 
+from . import fastscore
 from .errors import AudioError, IndexBusy, IndexMissing, UsageError
 from .matching import parse_query, positive_leaves, span_and_snippet
 from .types import Hit, Transcript
@@ -38,11 +39,14 @@ SCHEMA = Schema(
     speaker=STORED(),  # display name
     speaker_key=ID(),  # casefolded name: the --speaker filter is exact but case-insensitive
     seg=STORED(),
-    start=NUMERIC(float, stored=True),
-    end=NUMERIC(float, stored=True),
+    # Stored, not NUMERIC: nothing ranges over or sorts by segment times, and a NUMERIC float indexes a
+    # trie of terms per value, which made indexing 2-3x slower (BENCHMARKS.md, section 3).
+    start=STORED(),
+    end=STORED(),
     # multitoken_query="phrase": a hyphenated or apostrophised word ("al-Qaeda", "it's") is searched as
-    # the word sequence it was indexed as, not as two unrelated words.
-    text=TEXT(analyzer=ANALYZER, phrase=True, stored=True, multitoken_query="phrase"),
+    # the word sequence it was indexed as, not as two unrelated words. Not stored: hits are built from
+    # `words`, which holds the same words with their times.
+    text=TEXT(analyzer=ANALYZER, phrase=True, multitoken_query="phrase"),
     words=STORED(),  # compact JSON: [[word, ...], [centisecond deltas] | null]
     meta=STORED(),  # JSON of the episode record (meta documents only)
 )
@@ -129,6 +133,9 @@ def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, An
     return record
 
 
+_WEIGHTING = fastscore.Weighting()
+
+
 class Index:
     """A folder holding a Whoosh index of transcripts. Safe to search while another process writes."""
 
@@ -139,6 +146,8 @@ class Index:
         self._searcher = None
         if self.path.is_dir() and whoosh_index.exists_in(str(self.path)):
             self._ix = whoosh_index.open_dir(str(self.path))
+            # Field names only: an index written with the first schema (NUMERIC times, stored text) reads
+            # and writes as before.
             missing = set(SCHEMA.names()) - set(self._ix.schema.names())
             if missing:
                 raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
@@ -169,7 +178,10 @@ class Index:
 
     def _writer(self):
         try:
-            return self._ix.writer(timeout=self.busy_timeout, delay=0.1)
+            # compound=False: one file per part of a segment. Whoosh reads a part of a compound file by
+            # copying it into memory first, so every fresh process (each `majlis search`) copied the postings
+            # and stored fields: ~0.2 s at 1,000 h (BENCHMARKS.md, section 3).
+            return self._ix.writer(timeout=self.busy_timeout, delay=0.1, compound=False)
         except LockError:
             raise IndexBusy(f"{self.path}: another process is writing to this index (waited "
                             f"{self.busy_timeout:g} s); try again when it has finished") from None
@@ -210,6 +222,17 @@ class Index:
             })
         return docs
 
+    def optimize(self) -> None:
+        """Merge the index into one whoosh segment. Each commit adds a segment and whoosh merges only small
+        ones, so bulk loading leaves many; every search pays a little for each (its files are opened and
+        each query term is looked up in each): at 1,000 h loaded 25 h at a time, 20 of them."""
+        writer = self._writer()
+        try:
+            writer.commit(optimize=True)
+        except BaseException:
+            writer.cancel()
+            raise
+
     def remove(self, episode: str) -> None:
         writer = self._writer()
         try:
@@ -231,7 +254,7 @@ class Index:
                 self._searcher.close()
                 self._searcher = None
             if self._searcher is None:
-                self._searcher = self._ix.searcher()
+                self._searcher = self._ix.searcher(weighting=_WEIGHTING)
             return fn(self._searcher)
 
     def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
@@ -249,14 +272,17 @@ class Index:
             filters.append(Term("episode", episode))
         combined = None
         if filters:
-            from whoosh.query import And
-
             combined = filters[0] if len(filters) == 1 else And(filters)
 
         def run(searcher):
             leaves = positive_leaves(q, searcher.reader())
-            results = searcher.search(q, filter=combined, limit=limit)
-            return [self._hit(r.fields(), r.score, leaves) for r in results]
+            top = None
+            if type(q) is Term and q.fieldname == "text" and q.boost == 1.0:  # one word: the common case
+                allow = None if combined is None else set(searcher.docs_for_query(combined))
+                top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow)
+            if top is None:
+                top = [(r.score, r.docnum) for r in searcher.search(q, filter=combined, limit=limit)]
+            return [self._hit(searcher.stored_fields(docnum), score, leaves) for score, docnum in top]
 
         return self._search_with(run)
 

@@ -12,7 +12,6 @@ same stem. NOT terms never count as matched.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from dataclasses import dataclass
 
 from whoosh import qparser
@@ -150,14 +149,27 @@ def positive_leaves(q: Query, reader) -> list[Leaf]:
     return _walk(q, reader)
 
 
+_WORD_TOKENS: dict[int, dict[str, tuple[str, ...]]] = {}
+_CACHE_WORDS = 200_000
+
+
+def _word_tokens(word: str, analyzer) -> tuple[str, ...]:
+    cache = _WORD_TOKENS.setdefault(id(analyzer), {})
+    found = cache.get(word)
+    if found is None:
+        if len(cache) >= _CACHE_WORDS:
+            cache.clear()
+        found = cache[word] = tuple(t.text for t in analyzer(word))
+    return found
+
+
 def _tokens(words: list[str], analyzer) -> list[tuple[str, int]]:
-    """(token, word index) for the segment text exactly as it was indexed: the words joined by spaces."""
-    starts, offset = [], 0
-    for w in words:
-        starts.append(offset)
-        offset += len(w) + 1
-    return [(t.text, bisect_right(starts, t.startchar) - 1)
-            for t in analyzer(" ".join(words), positions=True, chars=True)]
+    """(token, word index) for the segment text exactly as it was indexed: the words joined by spaces.
+
+    The text analyzer's tokens never span a space, so the text's tokens are each word's tokens in turn:
+    analysing word by word, with a cache, gives the same tokens without re-stemming the same words for
+    every hit (it was a fixed few milliseconds a query)."""
+    return [(tok, i) for i, w in enumerate(words) for tok in _word_tokens(w, analyzer)]
 
 
 def _spans(leaf: Leaf, tokens: list[tuple[str, int]]) -> list[tuple[int, int]]:

@@ -59,14 +59,22 @@ def _echo_json(data) -> None:
 
 
 @click.command("index")
-@click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("transcripts", nargs=-1, type=click.Path(path_type=Path))
 @index_option
-def index_command(transcripts: tuple[Path, ...], index_dir: Path) -> None:
+@click.option("--optimize", is_flag=True,
+              help="Then merge the index into one piece: searches start and run faster after a bulk load.")
+def index_command(transcripts: tuple[Path, ...], index_dir: Path, optimize: bool) -> None:
     """Add transcripts (majlis JSON) to the search index; an episode indexed again is replaced."""
     from ..audio import is_audio_path
     from ..files import read_transcript
     from ..index import Index
 
+    if not transcripts and not optimize:
+        raise UsageError("index: give transcripts to add (majlis JSON), or --optimize")
+    if not transcripts:
+        Index(index_dir).optimize()
+        click.echo(f"optimized {index_dir}")
+        return
     for path in transcripts:
         if is_audio_path(path):
             raise UsageError(f"{path}: a recording, not a transcript; transcribe it first "
@@ -77,8 +85,10 @@ def index_command(transcripts: tuple[Path, ...], index_dir: Path) -> None:
     episodes = {t.episode: t for _, t in loaded}
     segments = sum(len(t.segments) for t in episodes.values())
     words = sum(len(s.words) for t in episodes.values() for s in t.segments)
+    if optimize:
+        index.optimize()
     click.echo(f"indexed {len(episodes)} episode{'s' * (len(episodes) != 1)} ({segments} segments, "
-               f"{words} words) into {index_dir}")
+               f"{words} words) into {index_dir}" + (", optimized" if optimize else ""))
 
 
 # ignore_unknown_options: "-taliban" is a query word (NOT taliban), not an unknown option.
