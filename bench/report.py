@@ -114,9 +114,10 @@ def pipeline(d: dict) -> str:
         p, dec, sdec, dia = long["pipeline"], long["decode"], long["short_decode"], long.get("diarize")
 
         def status(r: dict) -> str:
+            when = f"; measured {r['measured']}, in this run's code" if r.get("measured") else ""
             return (f"stopped after {f(r['process_wall_s'] / 60, 1)} min (time limit "
-                    f"{f(long['timeout_s'] / 60, 0)} min): the peak so far" if r["timed_out"] else
-                    f"finished in {f(r['process_wall_s'] / 60, 1)} min")
+                    f"{f(r.get('timeout_s', long['timeout_s']) / 60, 0)} min): the peak so far{when}"
+                    if r["timed_out"] else f"finished in {f(r['process_wall_s'] / 60, 1)} min{when}")
 
         rows = [["decode only (whole file as float32)", f"{f(sdec['peak_tree_rss_mb'], 0)} MB",
                  f"{f(dec['peak_tree_rss_mb'], 0)} MB"]]
@@ -126,7 +127,8 @@ def pipeline(d: dict) -> str:
                          f"{f(dia['peak_tree_rss_mb'], 0)} MB ({status(dia)})"])
         rows.append(["full pipeline", f"{f(max(r['pipeline']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
                      f"{f(p['peak_tree_rss_mb'], 0)} MB ({status(p)})"])
-        reused = (f" **Measured in an earlier run ({long['reused_from']}), not in this one.**"
+        reused = (f" **Measured in an earlier run ({long['reused_from']}), not in this one"
+                  f"{', except where a row says so' if p.get('measured') else ''}.**"
                   if long.get("reused_from") else "")
         out += ["", f"Memory on a long file: `{long['audio']}` ({f(long['duration_s'] / 3600, 2)} h, the 39-min "
                 f"panel concatenated with ffmpeg), against the 39-min file.{reused}", "",
