@@ -162,6 +162,5 @@ class ChildProcessAsr:
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            _kill(self._process)
         self._inbox.close()
