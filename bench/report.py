@@ -188,6 +188,37 @@ def whisper_path(d: dict) -> str:
         f"Arguments majlis passes to whisper (replayed as they are): `{kw}`."])
 
 
+def whisper_path_gpu(d: dict) -> str:
+    """One column per model shape: the same measurement as on the CPU, on the lent GPU machine."""
+    models = [d, *d.get("other_models", [])]
+    measures = [
+        ("majlis `transcribe_file`, whisper ASR, no diarizer", lambda s: mm(s["majlis_wall_s"], 2, " s")),
+        ("… of which inside whisper's `transcribe`", lambda s: mm(s["inside_whisper_s"], 2, " s")),
+        ("the same calls replayed alone", lambda s: mm(s["whisper_alone_s"], 2, " s")),
+        ("overhead ratio: majlis / whisper alone", lambda s: mm(s["overhead_ratio"], 3)),
+        ("majlis time outside whisper, same process", lambda s: mm(s["in_process_overhead_s"], 2, " s")),
+        ("tokens decoded (majlis = replay)", lambda s: mm(s["tokens"], 0)),
+        ("encoder, one 30-s window", lambda s: mm(s["encoder_30s_window_s"], 4, " s")),
+        ("decoder, per greedy step", lambda s: mm(s["decode_ms_per_step"], 1, " ms")),
+        ("real-time factor of majlis", lambda s: mm(s["rtf"], 3)),
+        ("peak GPU memory, majlis / replay",
+         lambda s: f"{mm(s['majlis_gpu_peak_mb'], 0, ' MB')} / {mm(s['whisper_gpu_peak_mb'], 0, ' MB')}"),
+        ("peak host RSS, majlis / replay",
+         lambda s: f"{mm(s['majlis_peak_rss_mb'], 0, ' MB')} / {mm(s['whisper_peak_rss_mb'], 0, ' MB')}"),
+    ]
+    rows = [[label, *(fn(m["summary"]) for m in models)] for label, fn in measures]
+    rows.append(["same tokens on both sides, every round", *(f(m["same_work"]) for m in models)])
+    header = ["measure", *(f"`{m['model']['dims_name']}` ({f(m['model']['parameters'] / 1e6, 0)} M parameters)"
+                           for m in models)]
+    mach = d["machine"]
+    return "\n".join([
+        f"Machine: {d['gpu']}, {mach['cpus']} CPU cores, Python {mach['python']}; measured {d['created']}. "
+        f"Random (seed 0) weights, fp16 (as majlis and whisper use on a GPU); decoding options: "
+        f"{', '.join(f'{k}={v}' for k, v in d['decode_options'].items())}. Audio: `{d['audio']}`. "
+        f"Medians over {d['runs']} rounds, each side a fresh process.", "",
+        table(header, rows)])
+
+
 KIND_LABELS = (("single", "single word"), ("phrase", "phrase"), ("speaker", "word + speaker filter"),
                ("all", "all three kinds above"), ("common", "most common words (worst case; not in “all”)"))
 
@@ -367,7 +398,8 @@ def batch(d: dict) -> str:
     return "\n".join(out)
 
 
-RENDER = {"pipeline": pipeline, "whisper_path": whisper_path, "search": search, "batch": batch}
+RENDER = {"pipeline": pipeline, "whisper_path": whisper_path, "whisper_path_cuda": whisper_path_gpu, "search": search,
+          "batch": batch}
 
 
 EARLIER_PIPELINE = "pipeline-asr-in-thread.json"  # the pipeline before sphinx moved to a child process

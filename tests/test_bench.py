@@ -140,6 +140,15 @@ def test_whisper_path_quick(tmp_path):
     assert d["model"]["parameters"] > 1_000_000
 
 
+def test_whisper_path_rejects_unknown_model_shape(capsys):
+    import whisper_path
+
+    with pytest.raises(SystemExit) as e:
+        whisper_path.main(["--dims", "base,huge"])
+    assert e.value.code == 2
+    assert "unknown shape huge" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_batch_quick(tmp_path):
     from majlis.cli import main
