@@ -119,21 +119,30 @@ def pipeline(d: dict) -> str:
                     f"{f(r.get('timeout_s', long['timeout_s']) / 60, 0)} min): the peak so far{when}"
                     if r["timed_out"] else f"finished in {f(r['process_wall_s'] / 60, 1)} min{when}")
 
-        rows = [["decode only (whole file as float32)", f"{f(sdec['peak_tree_rss_mb'], 0)} MB",
-                 f"{f(dec['peak_tree_rss_mb'], 0)} MB"]]
-        if dia:
-            rows.append(["diarizer alone (decode + diarize)",
-                         f"{f(max(r['diarize']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
-                         f"{f(dia['peak_tree_rss_mb'], 0)} MB ({status(dia)})"])
-        rows.append(["full pipeline", f"{f(max(r['pipeline']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB",
-                     f"{f(p['peak_tree_rss_mb'], 0)} MB ({status(p)})"])
+        before = d.get("long_before")
+        short_pipe = long.get("short_pipeline")
+        short_peak = (short_pipe or max((r["pipeline"] for r in d["rounds"]), key=lambda r: r["peak_tree_rss_mb"]))
+
+        def mb(r: dict | None) -> str:
+            return f"{f(r['peak_tree_rss_mb'], 0)} MB" if r else "–"
+
+        rows = [["decode only", mb(sdec), f"{mb(dec)}"],
+                *([["diarizer alone (decode + diarize)",
+                    f"{f(max(r['diarize']['peak_tree_rss_mb'] for r in d['rounds']), 0)} MB (the rounds above)",
+                    f"{mb(dia)} ({status(dia)})"]] if dia else []),
+                ["full pipeline", mb(short_peak), f"{mb(p)} ({status(p)})"]]
+        if before:
+            for row, key in zip(rows, ("decode", "diarize", "pipeline") if dia else ("decode", "pipeline")):
+                row.append(mb(before.get(key)))
         reused = (f" **Measured in an earlier run ({long['reused_from']}), not in this one"
                   f"{', except where a row says so' if p.get('measured') else ''}.**"
                   if long.get("reused_from") else "")
         out += ["", f"Memory on a long file: `{long['audio']}` ({f(long['duration_s'] / 3600, 2)} h, the 39-min "
                 f"panel concatenated with ffmpeg), against the 39-min file.{reused}", "",
-                table(["process", f"{f(d['duration_s'] / 60, 0)} min", f"{f(long['duration_s'] / 3600, 1)} h"], rows),
-                "", f"Peak on the long file / peak on the 39-min file: **{f(v['long_vs_short_rss'], 2)}×** "
+                table(["process", f"{f(d['duration_s'] / 60, 0)} min", f"{f(long['duration_s'] / 3600, 1)} h",
+                       *([f"{f(long['duration_s'] / 3600, 1)} h, before ({before.get('measured') or before.get('reused_from') or 'earlier'})"]
+                         if before else [])], rows),
+                "", f"Peak on the long file / peak on the 39-min file: **{f(v['long_vs_short_rss'], 3)}×** "
                 f"(target flat, which we read as ≤ {t.get('flat_rss_ratio', 1.15)}×: "
                 f"{ok(v['long_vs_short_rss'] <= t.get('flat_rss_ratio', 1.15))}; "
                 f"long-file peak ≤ {t['peak_rss_mb']} MB: {ok(v['long_peak_rss_ok'])}).",
@@ -317,6 +326,7 @@ def search(d: dict) -> str:
     out += ["", "Latency against archive size (single words, phrases and word + speaker together; ms):", "",
             table(["hours", "segments", "majlis index", "majlis p50 / p99", "FTS5 p50 / p99", "p50 ratio"],
                   size_rows), "", "![search latency against index size](bench/results/search_latency.png)"]
+    out += _before_after(d)
     out += _then_and_now(d)
     exp = d.get("experiment_schema")
     if exp:
@@ -338,6 +348,36 @@ def search(d: dict) -> str:
         if f"search_{kind}" in prof:
             out += ["", details(f"cProfile: searching ({prof[f'search_{kind}_note']})", prof[f"search_{kind}"])]
     return "\n".join(out)
+
+
+def _before_after(d: dict) -> list[str]:
+    """Latency by query kind in the run this one replaced (same corpus and queries, the code before) and
+    in this run, at every size: what the code change did."""
+    prev = d.get("previous_run")
+    if not prev:
+        return []
+    before = {r["hours"]: r for r in prev["sizes"]}
+    cols, head = [], ["query kind (p50 / p99 ms)"]
+    for r in d["sizes"]:
+        if r["hours"] in before:
+            cols.append((before[r["hours"]]["majlis"], r["majlis"]))
+            head += [f"{f(r['hours'], 0)} h, before", f"{f(r['hours'], 0)} h, now"]
+    last = d["sizes"][-1]
+    if "majlis_optimized" in last and "majlis_optimized" in before.get(last["hours"], {}):
+        cols.append((before[last["hours"]]["majlis_optimized"], last["majlis_optimized"]))
+        head += [f"{f(last['hours'], 0)} h optimized, before", f"{f(last['hours'], 0)} h optimized, now"]
+
+    def cell(lat: dict, kind: str) -> str:
+        return f"{f(lat[kind]['p50_ms'], 1)} / {f(lat[kind]['p99_ms'], 1)}" if kind in lat else "–"
+
+    rows = [[label.split(" (")[0], *[cell(lat, kind) for pair in cols for lat in pair]]
+            for kind, label in KIND_LABELS]
+    loads = [x for r in d["sizes"] for lat in (r["majlis"], r.get("majlis_optimized", {}))
+             for x in lat.get("loadavg_1m", ())]
+    load_note = (f" The 1-minute load average while majlis was timed: {f(min(loads), 1)}–{f(max(loads), 1)} "
+                 f"(2 cores)." if loads else "")
+    return ["", f"Before and after this code (the results this run replaced, {prev['created']}, against this run; "
+            f"same corpus, same queries):{load_note}", "", table(head, rows)]
 
 
 def _then_and_now(d: dict) -> list[str]:

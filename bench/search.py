@@ -17,6 +17,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import random
 import shutil
@@ -75,6 +76,7 @@ def time_queries(search, queries: dict[str, list], passes: int) -> dict:
     for kind in queries.values():  # warm-up: first touch of every posting list
         for q, sp in kind:
             search(q, sp)
+    load_before = os.getloadavg()[0]
     out, every, hits = {}, [], {}
     for kind, qs in queries.items():
         ms, n_hits = [], 0
@@ -90,6 +92,8 @@ def time_queries(search, queries: dict[str, list], passes: int) -> dict:
         hits[kind] = round(n_hits / len(ms), 2)
     out["all"] = _lat(every)
     out["mean_hits"] = hits
+    # Other work on the machine while timing (2 cores: above 2, the timings are inflated by contention).
+    out["loadavg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     return out
 
 
@@ -317,6 +321,26 @@ def first_run(out_dir: Path) -> dict | None:
             "cli_cold_s": old.get("cli_cold", {}).get("wall_s", {}).get("median")}
 
 
+def previous_run(out_dir: Path) -> dict | None:
+    """Latency by query kind in the results being replaced (same corpus and queries, the code before), so
+    the report can set the code's before and after side by side."""
+    try:
+        old = json.loads((out_dir / "search.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if old.get("quick") or "topic_vocab_types" not in old.get("params", {}):
+        return None
+    kinds = (*ALL_KINDS, "common", "all")
+
+    def pick(lat: dict) -> dict:
+        return {k: {s: lat[k][s] for s in ("p50_ms", "p99_ms")} for k in kinds if k in lat}
+
+    return {"created": old.get("created"),
+            "sizes": [{"hours": r["hours"], "majlis": pick(r["majlis"]),
+                       **({"majlis_optimized": pick(r["majlis_optimized"])} if "majlis_optimized" in r else {})}
+                      for r in old["sizes"]]}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small archive, few queries (< 1 min)")
@@ -411,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             "experiment_schema": experiment,
             "seed_vocab": seed_run,
             "first_run": None if args.quick else first_run(args.out_dir),
+            "previous_run": None if args.quick else previous_run(args.out_dir),
         }
         out = common.write_result("search", data, args.out_dir)
         plot(run["sizes"], args.out_dir / "search_latency.png")

@@ -63,7 +63,8 @@ def test_decodes_to_16k_mono_float32_of_the_right_length(made, reference, name, 
     with caplog.at_level(logging.WARNING, logger="majlis"):
         samples = decode(made / name)
     assert not caplog.records  # a healthy file decodes without complaint
-    assert samples.dtype == np.float32 and samples.ndim == 1 and samples.flags.writeable
+    # Decoded audio is never changed in place: it comes back read-only, mapped from a file (see below).
+    assert samples.dtype == np.float32 and samples.ndim == 1 and not samples.flags.writeable
     # Encoders add a little padding (AAC priming; MP3 encoder delay, kept when no Xing/LAME header says
     # to drop it, plus up to one frame), never more than 0.15 s.
     assert abs(len(samples) - len(reference)) <= 0.15 * SAMPLE_RATE, (len(samples), len(reference))
@@ -88,6 +89,94 @@ def test_streamed_wav_without_sizes(speech_wav, reference, tmp_path):
     with open(out, "wb") as f:
         subprocess.run([ffmpeg_binary(), "-v", "error", "-i", str(speech_wav), "-f", "wav", "-"], stdout=f, check=True)
     assert len(decode(out)) == len(reference)
+
+
+def _decoded_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("majlis-decoded-*"))
+
+
+@pytest.fixture
+def own_tmp(tmp_path, monkeypatch) -> Path:
+    """tempfile's folder for this test alone, so the decoder's files in it can be counted."""
+    import tempfile
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_decoded_samples_live_in_a_file_that_goes_with_them(speech_wav, own_tmp):
+    import gc
+
+    samples = decode(speech_wav)
+    backing = audio.backing_file(samples)
+    assert backing and Path(backing).parent == own_tmp and _decoded_files(own_tmp)
+    assert np.array_equal(np.fromfile(backing, np.float32), samples)
+    assert audio.backing_file(samples[1:]) is None and audio.backing_file(np.array(samples)) is None
+    view = samples[100:200]
+    del samples
+    gc.collect()
+    assert _decoded_files(own_tmp), "a slice still uses the file"
+    del view
+    gc.collect()
+    assert _decoded_files(own_tmp) == []
+
+
+def test_failed_decode_leaves_no_file(made, tmp_path, own_tmp):
+    import gc
+
+    # ffmpeg decodes what there is of a cut-off FLAC; the check against its header fails afterwards.
+    path = truncate(made / "x.flac", tmp_path / "cut.flac")
+    with pytest.raises(AudioError) as e:
+        decode(path)
+    assert_one_line_about(e, path, "truncated")
+    del e
+    gc.collect()
+    assert _decoded_files(own_tmp) == []
+
+
+def test_files_of_dead_processes_are_swept(speech_wav, own_tmp):
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a process id that no longer runs
+    orphan = own_tmp / f"{audio.DECODED_PREFIX}{dead.pid}-abc.f32"
+    living = own_tmp / f"{audio.DECODED_PREFIX}{os.getppid()}-abc.f32"
+    orphan.write_bytes(b"\0" * 64)
+    living.write_bytes(b"\0" * 64)
+    samples = decode(speech_wav)
+    assert not orphan.exists() and living.exists()
+    assert len(_decoded_files(own_tmp)) == 2  # the living process's file and our own
+    del samples
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def test_release_gives_back_what_a_stage_has_read(tmp_path):
+    # 10 minutes of noise: 38 MB of float32 once decoded.
+    wav = tmp_path / "long.wav"
+    ff("-f", "lavfi", "-i", "anoisesrc=d=600:c=pink:r=16000:a=0.1", "-ac", "1", str(wav))
+    samples = decode(wav)
+    before = _rss_mb()
+    total = sum(float(b.sum()) for _, b in ((i, samples[i : i + (1 << 20)]) for i in range(0, len(samples), 1 << 20)))
+    grown = _rss_mb() - before
+    assert grown > 30, grown  # reading it all mapped every page
+    audio.release(samples)
+    assert _rss_mb() - before < 5
+    # blocks() releases as it goes: the peak stays near one block, and the data is the same.
+    peak, again = 0.0, 0.0
+    for _, block in audio.blocks(samples, 1 << 18):
+        again += float(block.sum())
+        peak = max(peak, _rss_mb() - before)
+    assert again == pytest.approx(total) and peak < 10, peak
+
+
+def test_blocks_cover_everything_once_with_overlap():
+    x = np.arange(10)
+    got = [(i, b.tolist()) for i, b in audio.blocks(x, 4, overlap=1)]
+    assert got == [(0, [0, 1, 2, 3, 4]), (4, [4, 5, 6, 7, 8]), (8, [8, 9])]
 
 
 def test_missing_file(tmp_path):

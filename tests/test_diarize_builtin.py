@@ -76,6 +76,25 @@ def test_turns_bridge_short_silences_and_cut_at_the_dip():
     assert spans == [(0, 100, 460), (1, 460, 600), (0, 700, 800)]
 
 
+def test_turns_are_runs_of_one_label_split_at_long_silences():
+    # The rule, frame by frame: a frame joins the current span when its label is the same and the silence
+    # since the span's last frame is no longer than BRIDGE frames.
+    rng = np.random.default_rng(3)
+    frames = np.cumsum(rng.choice([1, 1, 1, 5, B.BRIDGE, B.BRIDGE + 1, 200], 3000))
+    # Labels change only across silences, so no change needs cutting at an energy dip.
+    group = np.concatenate([[0], np.cumsum(np.diff(frames) > 1)])
+    path = rng.integers(0, 3, group[-1] + 1)[group]
+    expected = []
+    for f, lab in zip(frames.tolist(), path.tolist()):
+        if expected and expected[-1][0] == lab and f - expected[-1][2] < B.BRIDGE:
+            expected[-1][2] = f + 1
+        else:
+            expected.append([lab, f, f + 1])
+    db = np.full(int(frames[-1]) + 1, -20.0)
+    assert B.build_turns(frames, path, db) == [tuple(e) for e in expected]
+    assert B.build_turns(frames[:0], path[:0], db) == []
+
+
 def _voices(rng, centers, counts, spread=0.35):
     out, labels = [], []
     for j, (c, n) in enumerate(zip(centers, counts)):
@@ -173,6 +192,16 @@ def test_overlapped_turn_change(diarizer, tmp_path):
     assert (len(a) - overlap) / SR - 0.3 <= changes[0] <= len(a) / SR + 0.3
     for x, y in zip(d.turns, d.turns[1:]):
         assert x.end <= y.start
+
+
+def test_spectrum_of_scattered_frames_is_the_same_as_of_all(panel):
+    # The diarizer asks for the frames a batch of windows covers, never the whole recording at once.
+    samples = panel[0][: 20 * SR + 123]
+    full = B.mel_frames(samples, 0.5).numpy()
+    picked = np.array([0, 1, 7, 500, 501, 1999, len(full) - 2, len(full) - 1])
+    for chunk in (8192, 3):
+        part = B.mel_at(samples, picked, 0.5, chunk=chunk).numpy()
+        assert np.abs(part - full[picked]).max() <= 1e-6 * np.abs(full).max()
 
 
 def test_encoder_input_is_resemblyzers_mel(panel):

@@ -6,6 +6,10 @@ clips.py points pydub at the same binary so clips are cut by the same decoder.
 ffmpeg decodes a cut-off file without complaint more often than not, so decode() also checks the file is
 whole: the decoded length against the length the header promises, and for MP3 and Ogg (whose headers often
 promise nothing) the last frame or page against the end of the file.
+
+The decoded samples go to a temporary file and come back mapped, read-only: a 4-hour recording is 0.9 GB of
+float32, and a stage that walks it in blocks calling release() keeps only the block it is on in memory. The
+file is removed when the last array that maps it goes away.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,25 +254,19 @@ def _container_cut(path: Path, codec: str) -> str | None:
 # --- decoding -----------------------------------------------------------------------------------------
 
 
-def _run_decoder(cmd: list[str], expected: int) -> tuple[np.ndarray, int, str]:
-    """Stream ffmpeg's f32le output into one growing array: no second copy of a long recording."""
-    buf = np.empty(max(expected, SAMPLE_RATE), dtype=np.float32)
-    filled = 0  # bytes
+PIPE_BLOCK = 1 << 20  # bytes of ffmpeg output copied at a time
+
+
+def _run_decoder(cmd: list[str], out) -> tuple[int, int, str]:
+    """Copy ffmpeg's f32le output into the open file `out` a block at a time; (bytes, exit code, stderr)."""
+    written = 0
     with tempfile.TemporaryFile() as errf:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errf, stdin=subprocess.DEVNULL)
         try:
             assert proc.stdout is not None
-            while True:
-                view = memoryview(buf).cast("B")
-                if filled == len(view):
-                    bigger = np.empty(len(buf) * 2, dtype=np.float32)
-                    bigger[: len(buf)] = buf
-                    buf = bigger
-                    continue
-                got = proc.stdout.readinto(view[filled:])
-                if not got:
-                    break
-                filled += got
+            while block := proc.stdout.read(PIPE_BLOCK):
+                out.write(block)
+                written += len(block)
             rc = proc.wait()
         finally:
             if proc.poll() is None:
@@ -277,15 +276,76 @@ def _run_decoder(cmd: list[str], expected: int) -> tuple[np.ndarray, int, str]:
                 proc.stdout.close()
         errf.seek(0)
         stderr = errf.read().decode("utf-8", "replace")
-    n = filled // 4
-    samples = buf[:n]
-    if len(buf) > 1.1 * n + SAMPLE_RATE:
-        samples = samples.copy()  # do not keep a mostly empty buffer alive
-    return samples, rc, stderr
+    return written, rc, stderr
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+DECODED_PREFIX = "majlis-decoded-"
+
+
+def _sweep_orphans(folder: str) -> None:
+    """Remove decoded files left by processes that died without cleaning up (kill -9, power cut): each
+    name carries its process id, and only the files of processes that no longer run are touched."""
+    for entry in Path(folder).glob(f"{DECODED_PREFIX}*.f32"):
+        pid = entry.name[len(DECODED_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            _unlink(str(entry))
+        except OSError:
+            pass  # alive, under another user
+
+
+def _mapped(path: str, count: int) -> np.ndarray:
+    """The file's float32 samples, mapped read-only; the file goes when the last array using it does."""
+    if count == 0:
+        _unlink(path)
+        return np.zeros(0, np.float32)
+    samples = np.memmap(path, dtype=np.float32, mode="r", shape=(count,))
+    weakref.finalize(samples, _unlink, path)
+    return samples
+
+
+def backing_file(samples: np.ndarray) -> str | None:
+    """The file of float32 samples a decoded array maps whole, or None (arrays in memory, slices)."""
+    if (isinstance(samples, np.memmap) and samples.dtype == np.float32 and samples.ndim == 1
+            and samples.strides == (4,) and samples.offset == 0 and getattr(samples, "filename", None)):
+        base = samples.base
+        if isinstance(base, mmap.mmap) and len(base) == samples.nbytes:
+            return samples.filename
+    return None
+
+
+def release(samples: np.ndarray) -> None:
+    """Let go of the pages of a mapped recording read so far (they stay in the file and the page cache, and a
+    later read maps them again). Long stages call this after each block so memory stays flat. No effect
+    on arrays in memory."""
+    base = samples
+    while base is not None and not isinstance(base, mmap.mmap):
+        base = getattr(base, "base", None)
+    if base is not None and len(base):
+        base.madvise(mmap.MADV_DONTNEED)
+
+
+def blocks(samples: np.ndarray, size: int, *, overlap: int = 0):
+    """(offset, block) over `samples`, `size` samples at a time (each block reaching `overlap` further),
+    releasing what was read after each block."""
+    for i in range(0, len(samples), size):
+        yield i, samples[i : i + size + overlap]
+        release(samples)
 
 
 def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode the first audio stream to mono float32 at `sample_rate`, checking it is whole."""
+    """Decode the first audio stream to mono float32 at `sample_rate`, checking it is whole. The array is
+    read-only and maps a temporary file (see the module's docstring)."""
     info = probe(path)
     p = info.path
     cut = _container_cut(p, info.codec)
@@ -296,8 +356,18 @@ def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.nda
         "-i", str(p), "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-",
     ]
-    expected = int(((info.duration or 60.0) + 1.0) * sample_rate * 1.02)
-    samples, rc, stderr = _run_decoder(cmd, expected)
+    _sweep_orphans(tempfile.gettempdir())
+    fd, tmp = tempfile.mkstemp(prefix=f"{DECODED_PREFIX}{os.getpid()}-", suffix=".f32")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            nbytes, rc, stderr = _run_decoder(cmd, out)
+    except OSError as e:  # the temporary folder is full or gone
+        _unlink(tmp)
+        raise AudioError(f"{p}: cannot decode into {tempfile.gettempdir()} ({e.strerror or e})") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+    samples = _mapped(tmp, nbytes // 4)
     problems = _messages(stderr, p)
     if rc != 0:
         raise AudioError(f"{p}: damaged or truncated ({problems[-1] if problems else f'ffmpeg exit {rc}'})")

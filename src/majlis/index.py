@@ -8,8 +8,10 @@ segment's stored words (see matching.py for how query terms are mapped onto them
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -19,9 +21,9 @@ from whoosh import index as whoosh_index
 from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.index import LockError
-from whoosh.query import And, Or, Term
+from whoosh.query import And, Or, Phrase, Term
 
-from . import fastscore
+from . import fastscore, phrase
 from .errors import AudioError, IndexBusy, IndexMissing, UsageError
 from .matching import parse_query, positive_leaves, span_and_snippet
 from .types import Hit, Transcript
@@ -144,6 +146,7 @@ class Index:
         self.busy_timeout = busy_timeout
         self._lock = threading.Lock()
         self._searcher = None
+        self._searches = 0
         if self.path.is_dir() and whoosh_index.exists_in(str(self.path)):
             self._ix = whoosh_index.open_dir(str(self.path))
             # Field names only: an index written with the first schema (NUMERIC times, stored text) reads
@@ -255,7 +258,16 @@ class Index:
                 self._searcher = None
             if self._searcher is None:
                 self._searcher = self._ix.searcher(weighting=_WEIGHTING)
-            return fn(self._searcher)
+            # A search allocates many short-lived objects and no reference cycles, and each cyclic collection
+            # they set off walks the whole heap (readers, length tables, the caller's own data): at 1,000 h
+            # that was a third of a phrase search's time (BENCHMARKS.md, section 3). It runs after instead.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                return fn(self._searcher)
+            finally:
+                if collecting:
+                    gc.enable()
 
     def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
                limit: int = 20) -> list[Hit]:
@@ -277,9 +289,18 @@ class Index:
         def run(searcher):
             leaves = positive_leaves(q, searcher.reader())
             top = None
-            if type(q) is Term and q.fieldname == "text" and q.boost == 1.0:  # one word: the common case
+            if type(q) in (Term, Phrase) and q.fieldname == "text" and q.boost == 1.0:  # the common shapes
                 allow = None if combined is None else set(searcher.docs_for_query(combined))
-                top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow)
+                # numpy scores long posting lists several times faster than a Python loop, but importing it
+                # takes ~0.1 s: a `majlis search` (one query, then exit) does without it; a process that
+                # searches again (the web app) imports it once, for its second search on.
+                use_numpy = self._searches > 0 or "numpy" in sys.modules
+                self._searches += 1
+                if type(q) is Term:
+                    top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow, use_numpy=use_numpy)
+                else:
+                    top = phrase.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow,
+                                            use_numpy=use_numpy)
             if top is None:
                 top = [(r.score, r.docnum) for r in searcher.search(q, filter=combined, limit=limit)]
             return [self._hit(searcher.stored_fields(docnum), score, leaves) for score, docnum in top]

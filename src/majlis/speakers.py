@@ -145,7 +145,7 @@ def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None =
         if len(frames) < min_speech * 100:
             out[key] = None
             continue
-        emb, _, n = embed_windows(found.mel, frames, step=step or STEP, max_windows=max_windows)
+        emb, _, n = embed_windows(found, frames, step=step or STEP, max_windows=max_windows)
         mean = (emb * n[:, None]).sum(axis=0)
         out[key] = mean / max(float(np.linalg.norm(mean)), 1e-9)
     return out

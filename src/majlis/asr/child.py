@@ -5,8 +5,9 @@ of Python the diarizer runs: on the 39-minute panel, ASR alone took 432 s and th
 the two side by side in threads took 508 s. In its own process the recogniser really runs beside the
 diarizer, so the pipeline takes about as long as the slower of the two.
 
-The samples travel through a temporary file rather than a pipe or /dev/shm: containers often give /dev/shm
-only 64 MB, and a 4-hour recording is 0.9 GB of float32.
+The samples travel through a file rather than a pipe or /dev/shm: containers often give /dev/shm only 64 MB,
+and a 4-hour recording is 0.9 GB of float32. A decoded recording is already in a file (audio.decode), which
+the child maps as it is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import backing_file
 from ..errors import EngineCrashed
 from ..types import ProgressHook
 from . import AsrResult
@@ -129,11 +131,17 @@ class ChildProcessAsr:
 
     def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
         self.name  # noqa: B018 - a child that failed to load says so before any work is sent
-        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-        fd, path = tempfile.mkstemp(prefix="majlis-asr-", suffix=".f32")
+        # A decoded recording already lies in a file (audio.decode): the child maps that one. Arrays made in
+        # memory are written to a file of our own first.
+        path = backing_file(audio)
+        own = path is None
+        if own:
+            samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+            fd, path = tempfile.mkstemp(prefix="majlis-asr-", suffix=".f32")
         try:
-            with os.fdopen(fd, "wb") as f:
-                samples.tofile(f)
+            if own:
+                with os.fdopen(fd, "wb") as f:
+                    samples.tofile(f)
             with self._lock:
                 self._outbox.send(path)
                 while True:
@@ -146,7 +154,8 @@ class ChildProcessAsr:
                     else:
                         raise reply[1]
         finally:
-            os.unlink(path)
+            if own:
+                os.unlink(path)
 
     def close(self) -> None:
         """Stop the child: at once when it is in the middle of a recording, else when it has finished."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import blocks
+
 SAMPLE_RATE = 16000
 FRAME = 160  # 10 ms
 FRAMES_PER_SECOND = SAMPLE_RATE // FRAME
@@ -37,16 +39,14 @@ class Chunk:
         return self.end / SAMPLE_RATE
 
 
-def _blocks(samples: np.ndarray, size: int = FRAME * 10_000):
-    # Work through long recordings 100 s at a time: a float64 copy of 4 hours would take 1.8 GB.
-    for i in range(0, len(samples), size):
-        yield i, samples[i : i + size]
+# Work through long recordings 100 s at a time: a float64 copy of 4 hours would take 1.8 GB.
+BLOCK = FRAME * 10_000
 
 
 def is_silent(samples: np.ndarray) -> bool:
     if samples.size == 0:
         return True
-    total = sum(float(np.dot(b.astype(np.float64), b.astype(np.float64))) for _, b in _blocks(samples))
+    total = sum(float(np.dot(b.astype(np.float64), b.astype(np.float64))) for _, b in blocks(samples, BLOCK))
     return (total / samples.size) ** 0.5 < SILENCE_RMS
 
 
@@ -60,7 +60,7 @@ def frame_db(samples: np.ndarray) -> np.ndarray:
     n = len(samples) // FRAME
     out = np.empty(n)
     prev = 0.0
-    for i, block in _blocks(samples[: n * FRAME]):
+    for i, block in blocks(samples[: n * FRAME], BLOCK):
         x = block.astype(np.float64)
         emph = np.empty_like(x)
         emph[0] = x[0] - 0.97 * prev

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import release
 from ..errors import ModelError, UsageError
 from ..types import ProgressHook, Word
 from . import AsrResult, build_segments, chunks
@@ -89,6 +90,7 @@ class SphinxAsr:
             self._decoder.reinit_feat()
             for c in parts:
                 pcm = (np.clip(samples[c.start : c.end], -1.0, 1.0) * 32767.0).astype("<i2")
+                release(samples)  # a mapped recording keeps no more than a chunk in memory
                 words = self._decode_chunk(pcm, c.start_s)
                 run: list[Word] = []
                 for w in words:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import release
 from ..errors import ModelError, UsageError
 from ..types import ProgressHook, Word
 from . import AsrResult, build_segments, chunks
@@ -185,7 +186,10 @@ class WhisperAsr:
         groups: list[tuple[list[Word], str]] = []
         with self._lock:
             for c in parts:
-                out = self._model.transcribe(samples[c.start : c.end], language=language, **self._options)
+                # A copy: whisper hands the array to torch, which warns about read-only (mapped) memory.
+                piece = np.array(samples[c.start : c.end])
+                release(samples)
+                out = self._model.transcribe(piece, language=language, **self._options)
                 # Detect once, on the first chunk with speech, so every chunk is decoded in one language.
                 language = language or out.get("language")
                 for seg in out["segments"]:

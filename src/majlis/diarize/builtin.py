@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio import blocks, release
 from ..errors import ModelError
 from ..types import ProgressHook, Turn
 from . import Diarization
@@ -34,6 +35,7 @@ SWITCH_AT_PAUSE = 0.5
 DIP_SEARCH = 25  # frames either side of a change inside speech where we look for the energy minimum
 MAX_CLUSTER_UNITS = 1500  # windows that enter the eigendecomposition; the rest are assigned to centroids
 MAX_SPEAKERS = 10
+BLOCK = HOP * 10_000  # samples read at a time (100 s): a mapped recording is released block by block
 MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one voice (n/8 when shorter)
 
 
@@ -61,8 +63,11 @@ _lock = threading.Lock()  # batch mode may diarize and name from several threads
 
 def frame_db(samples: np.ndarray) -> np.ndarray:
     n = len(samples) // HOP
-    x = samples[: n * HOP].reshape(n, HOP)
-    return 10.0 * np.log10(np.einsum("ij,ij->i", x, x) / HOP + 1e-12)
+    power = np.empty(n, np.float32)
+    for i, block in blocks(samples[: n * HOP], BLOCK):
+        x = block.reshape(-1, HOP)
+        power[i // HOP : i // HOP + len(x)] = np.einsum("ij,ij->i", x, x) / HOP
+    return 10.0 * np.log10(power + 1e-12)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,11 @@ class Analysis:
     samples: np.ndarray  # float32, 1-D
     db: np.ndarray  # per 10 ms frame
     speech: np.ndarray  # bool per frame
-    mel: object  # torch (frames, 40): resemblyzer's input, speech levelled to -30 dBFS
+    gain: float  # brings the speech to resemblyzer's level, -30 dBFS
+
+    def mel(self, frames: np.ndarray):
+        """The encoder's input at these frames (computed when asked: hours of it would take gigabytes)."""
+        return mel_at(self.samples, frames, self.gain)
 
 
 _last: list = []  # [array, fingerprint, Analysis]: naming reuses what diarizing the same array computed
@@ -87,7 +96,7 @@ def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
             return _last[2]
     db = frame_db(samples)
     speech = detect_speech(samples, db)
-    result = Analysis(samples, db, speech, mel_frames(samples, speech_gain(db, speech)))
+    result = Analysis(samples, db, speech, speech_gain(db, speech))
     if remember:
         with _lock:
             _last[:] = [audio, fingerprint, result]
@@ -132,10 +141,16 @@ def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return mask
     vad = webrtcvad.Vad(2)
     frame = 480  # 30 ms
-    scale = 0.9 * 32767 / (float(np.abs(samples).max()) or 1.0)
+    peak = max((float(np.abs(b).max()) for _, b in blocks(samples, BLOCK)), default=0.0)
+    scale = 0.9 * 32767 / (peak or 1.0)
     out = mask.copy()
+    read = 0
     for s, e in _runs(mask):
         piece = samples[s * HOP : max(e * HOP, s * HOP + frame)]
+        read += len(piece)
+        if read > BLOCK:
+            release(samples)
+            read = 0
         n = len(piece) // frame
         pcm = np.clip(piece[: n * frame] * scale, -32768, 32767).astype("<i2").tobytes()
         voiced = [vad.is_speech(pcm[i * frame * 2 : (i + 1) * frame * 2], SR) for i in range(n)]
@@ -144,22 +159,30 @@ def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def mel_frames(samples: np.ndarray, gain: float = 1.0, chunk: int = 60_000):
+def mel_frames(samples: np.ndarray, gain: float = 1.0, chunk: int = 8192):
     """resemblyzer's (power, not log) mel spectrogram of samples * gain, frames centred on multiples of
-    10 ms, as a torch tensor. torch.stft because librosa's own spends seconds compiling on first use;
-    `chunk` frames at a time so hours of audio never need gigabytes of spectrum at once."""
+    10 ms, as a torch tensor."""
+    return mel_at(samples, np.arange(1 + len(samples) // HOP), gain, chunk)
+
+
+def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192):
+    """resemblyzer's mel spectrum at the given 10 ms frames only (torch, (len(frames), 40)): each frame is
+    400 samples centred on frame * 10 ms, zeros beyond the ends as librosa pads. Our own STFT because
+    librosa's spends seconds compiling on first use; `chunk` frames at a time, releasing what was read, so
+    hours of audio never need gigabytes at once."""
     import torch
 
     fb, window, half = _mel_basis(), torch.hann_window(400), 200
-    total = 1 + len(samples) // HOP
-    out = torch.empty(total, fb.shape[0])
-    for f0 in range(0, total, chunk):
-        f1 = min(total, f0 + chunk)
-        a, b = f0 * HOP - half, (f1 - 1) * HOP + half
-        piece = samples[max(0, a) : min(len(samples), b)].astype(np.float32) * np.float32(gain)
-        piece = np.pad(piece, (max(0, -a), max(0, b - len(samples))))  # zeros beyond the ends, as librosa
-        spec = torch.stft(torch.from_numpy(piece), 400, HOP, window=window, center=False, return_complex=True)
-        out[f0:f1] = (fb @ spec.abs() ** 2).T
+    offsets = np.arange(-half, half)
+    out = torch.empty(len(frames), fb.shape[0])
+    for i in range(0, len(frames), chunk):
+        idx = np.asarray(frames[i : i + chunk])[:, None] * HOP + offsets
+        outside = (idx < 0) | (idx >= len(samples))
+        windows = samples[np.clip(idx, 0, max(0, len(samples) - 1))] if len(samples) else np.zeros(idx.shape)
+        windows = np.where(outside, np.float32(0), windows.astype(np.float32) * np.float32(gain))
+        release(samples)
+        spec = torch.fft.rfft(torch.from_numpy(windows) * window)
+        out[i : i + len(idx)] = (spec.abs() ** 2) @ fb.T
     return out
 
 
@@ -218,30 +241,34 @@ def window_layout(frames: np.ndarray, *, step: int = STEP, split: int | None = N
     return np.array(starts), np.array(lengths)
 
 
-def embed_windows(mel, frames: np.ndarray, hook=None, total_hint: int = 0, *,
+def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: int = 0, *,
                   step: int = STEP, split: int | None = None, max_windows: int | None = None):
-    """Embed windows (1.2 s at most) sliding over `frames` (indices into `mel`, normally the speech only,
-    so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths), windows given as
-    positions in `frames`."""
+    """Embed windows (1.2 s at most) sliding over `frames` (10 ms frames of the recording, normally the
+    speech only, so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths),
+    windows given as positions in `frames`. The encoder's input is computed a batch of windows at a time,
+    for the frames they cover."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
     encoder = load_encoder()
-    frames = frames[frames < mel.shape[0]]
+    frames = frames[frames < 1 + len(found.samples) // HOP]
     starts, lengths = window_layout(frames, step=step, split=split)
     if len(starts) == 0:
         return np.zeros((0, 256), np.float32), starts, lengths
     if max_windows and len(starts) > max_windows:
         pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
         starts, lengths = starts[pick], lengths[pick]
-    seq = mel[torch.from_numpy(frames)]
     out = []
     with _lock, torch.inference_mode():
         for i in range(0, len(starts), BATCH):
             s, n = starts[i : i + BATCH], lengths[i : i + BATCH]
+            # Overlapping windows share frames: each frame's spectrum is computed once per batch.
+            covered = np.unique(np.concatenate([np.arange(a, a + m) for a, m in zip(s, n)]))
+            seq = found.mel(frames[covered])
             batch = torch.zeros(len(s), int(n.max()), seq.shape[1])
             for j, (a, m) in enumerate(zip(s, n)):
-                batch[j, :m] = seq[a : a + m]
+                k = int(np.searchsorted(covered, a))
+                batch[j, :m] = seq[k : k + m]
             # Packing makes the LSTM stop at each window's own end; this is resemblyzer's forward()
             # for windows of unequal length.
             packed = pack_padded_sequence(batch, torch.from_numpy(n), batch_first=True, enforce_sorted=False)
@@ -346,7 +373,7 @@ def viterbi(scores: np.ndarray, cheap: np.ndarray) -> np.ndarray:
     n, k = scores.shape
     if k == 1:
         return np.zeros(n, int)
-    back = np.zeros((n, k), np.int32)
+    back = np.zeros((n, k), np.int8 if k <= 127 else np.int32)  # one row per 10 ms: hours make it large
     acc = scores[0].astype(np.float64).copy()
     for t in range(1, n):
         cost = SWITCH_AT_PAUSE if cheap[t] else SWITCH
@@ -367,12 +394,15 @@ def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tu
     """(label, start frame, end frame) turns from runs of one label over the speech frames: one speaker's
     silences shorter than BRIDGE stay inside the turn, a change inside continuous speech moves to the
     quietest nearby frame."""
-    spans: list[list[int]] = []
-    for f, lab in zip(frames.tolist(), path.tolist()):
-        if spans and spans[-1][0] == lab and f - spans[-1][2] < BRIDGE:
-            spans[-1][2] = f + 1
-        else:
-            spans.append([lab, f, f + 1])
+    if len(frames) == 0:
+        return []
+    # A new span wherever the label changes or the same speaker's silence reaches BRIDGE. Whole arrays, not
+    # a loop: hours of audio are millions of frames.
+    new = np.ones(len(frames), bool)
+    new[1:] = (path[1:] != path[:-1]) | (np.diff(frames) > BRIDGE)
+    first = np.flatnonzero(new)
+    last = np.append(first[1:], len(frames)) - 1
+    spans = [[lab, a, b + 1] for lab, a, b in zip(path[first].tolist(), frames[first].tolist(), frames[last].tolist())]
     for prev, cur in zip(spans, spans[1:]):
         lo, hi = max(prev[1] + 1, cur[1] - DIP_SEARCH), min(cur[2] - 1, cur[1] + DIP_SEARCH)
         if cur[1] == prev[2] and hi > lo:  # a change with no silence between: cut at the dip
@@ -394,7 +424,7 @@ class BuiltinDiarizer:
             if hook:
                 hook("diarize", 1, 1)
             return Diarization((), ())
-        E, starts, lengths = embed_windows(found.mel, frames, hook, total_hint=1, split=SPLIT)
+        E, starts, lengths = embed_windows(found, frames, hook, total_hint=1, split=SPLIT)
         ends = starts + lengths
         # Short windows place short replies; only windows long enough to carry a voice shape the clusters.
         sure = lengths >= MIN_CLUSTER_WIN
@@ -406,8 +436,9 @@ class BuiltinDiarizer:
         acc = np.zeros((len(frames) + 1, len(C) + 1))  # running sums of similarity, last column counts
         np.add.at(acc, starts, np.c_[sims, np.ones(len(sims))])
         np.add.at(acc, ends, -np.c_[sims, np.ones(len(sims))])
-        run = np.cumsum(acc, axis=0)[:-1]
+        run = np.cumsum(acc, axis=0, out=acc)[:-1]  # in place: one row per 10 ms of speech
         scores = run[:, :-1] / np.maximum(run[:, -1:], 1)
+        del acc, run
         cheap = np.concatenate([[False], np.diff(frames) >= PAUSE])
         path = viterbi(scores, cheap)
         spans = build_turns(frames, path, db)

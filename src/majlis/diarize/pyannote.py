@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import release
 from ..errors import ModelError
 from ..types import ProgressHook, Turn
 from . import Diarization
@@ -164,7 +165,9 @@ class PyannoteDiarizer:
         duration = len(samples) / SR
         if len(samples) == 0:
             return Diarization((), ())
-        waveform = torch.from_numpy(np.ascontiguousarray(samples))[None]
+        # pyannote wants the whole waveform as one writable tensor: a copy of a mapped (read-only) recording.
+        waveform = torch.from_numpy(np.array(samples, dtype=np.float32))[None]
+        release(samples)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             output = self._pipeline(

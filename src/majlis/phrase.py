@@ -1,0 +1,375 @@
+"""Whoosh's phrase query, answered from the postings with less Python per document.
+
+Whoosh answers "w1 w2" with a tree of intersection matchers: every posting of every word is stepped
+through with skip_to() calls, several Python calls deep, positions are decoded and compared through span
+objects. At 1,000 h a phrase took ~230 ms, and one with a very common word ("of the", or "it's", which the
+parser makes a phrase) up to a second (BENCHMARKS.md, section 3). Here:
+
+1. in each whoosh segment the rarer words' posting lists are intersected, rarest first, decoding only
+   the blocks that can hold a document still in the running (found from the block headers);
+2. of the commonest word ("the", "of") only the block headers are read: a header bounds what the word
+   can add to the score of a document in its block (the block's best weight, at the document's own
+   length), so every candidate gets an upper bound of its score without that word's postings;
+3. the candidates of all segments are taken best bound first; for each, the commonest word's block gives
+   the exact score, and only a candidate that would enter the top N has its positions decoded and the
+   phrase checked; this stops when no candidate left can enter the top N.
+
+A match scores as whoosh scores it: the BM25F score of each of the phrase's words (a repeated word counts
+each time), added in the order of whoosh's binary tree of intersection matchers. Hits, order and scores
+are whoosh's own (tests/test_phrase.py compares them); anything this does not know how to read returns
+None, and the caller runs whoosh's query instead.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from heapq import heappush, heapreplace
+from itertools import accumulate
+from pickle import dumps, loads
+from struct import Struct
+
+from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.formats import Positions
+from whoosh.scoring import BM25F
+
+from .fastscore import Block, Weighting, bm25_params, lengths, lengths_array, term_postings, value_bytes
+
+# A bound and an exact score are different float expressions: a candidate is given up only when its bound
+# is below the N-th best score by more than rounding could explain.
+_MARGIN = 1e-9
+# From this many candidates on, their bounds are computed and sorted with numpy when the caller allows it
+# (see Index.search: importing numpy takes ~0.1 s); below it plain Python is as quick.
+NUMPY_FROM = 1_000
+_INT = Struct("!i")
+
+
+def tree_sum(scores: list[float]) -> float:
+    """The sum in whoosh's order: make_binary_tree(IntersectionMatcher, ...) adds a + b at every node."""
+    if len(scores) == 1:
+        return scores[0]
+    half = len(scores) // 2
+    return tree_sum(scores[:half]) + tree_sum(scores[half:])
+
+
+def has_phrase(plists: list[list[int]], slop: int) -> bool:
+    """Whether the positions (one sorted list per phrase word) hold the words in order, each 1 to `slop`
+    positions after the end of the words before it: whoosh's SpanNear2(ordered=True, mindist=1)."""
+    if slop == 1:
+        rest = [set(p) for p in plists[1:]]
+        return any(all(p + k in s for k, s in enumerate(rest, 1)) for p in plists[0])
+    spans = {(p, p) for p in plists[0]}
+    for plist in plists[1:]:
+        spans = {(a, b) for a, e in spans for b in plist if e < b <= e + slop}
+        if not spans:
+            return False
+    return bool(spans)
+
+
+def _maybe(known: list[tuple[int, list[int]]]) -> bool:
+    """Whether an exact phrase (slop 1) can be there, judging by some of its words: (index in the phrase,
+    positions) of each."""
+    (i0, first), *rest = known
+    rest = [(i - i0, set(p)) for i, p in rest]
+    return any(all(p + k in s for k, s in rest) for p in first)
+
+
+def _decoder(fmt):
+    if type(fmt) is Positions:
+        def decode(v) -> list[int]:  # Positions.decode_positions without its per-call overhead
+            v = value_bytes(v)
+            return list(accumulate(loads(v[4:] if v.endswith(b".") else v[4:] + b".")))
+        return decode
+    return lambda v: fmt.decode_positions(value_bytes(v))
+
+
+class _Term:
+    """One word's postings in one whoosh segment: the posting list read in one piece, each block decoded
+    when first needed (fastscore.Block)."""
+
+    def __init__(self, btext: bytes, matcher, df: int, bm25: tuple[float, float, float, float]):
+        self.btext, self.matcher, self.df, self.bm25 = btext, matcher, df, bm25
+        self._heads: tuple[list[tuple[int, int, int, bool]], list[int], list[float]] | None = None
+        self._data = b""
+        self._blocks: dict[int, Block] = {}
+        # read_all's documents in order: their weights, and where each one's value is
+        self.ids: list[int] = []
+        self.weights: list[float] = []
+        self._rows: list[int] | None = None  # row in the unfiltered list, when some were left out
+        self._starts: list[int] = []  # first unfiltered row of each block read
+        self._read: list[Block] = []
+
+    def score(self, tf: float, fl: float) -> float:
+        idf, avgfl, b, k1 = self.bm25  # whoosh.scoring.bm25, term for term: the same float
+        return idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
+
+    def heads(self) -> tuple[list[tuple[int, int, int, bool]], list[int], list[float]]:
+        """Each block's (data start, data end, postings, compressed), last document and best weight, from
+        the block headers alone. The posting list is read in one piece (one read, not one per block);
+        a block is its length (negative for the last one), a pickled header, then its data."""
+        if self._heads is None:
+            m = self.matcher
+            base, size = m._startoffset, m._length
+            size = size[0] if isinstance(size, tuple) else size  # W3TermInfo reads it as a 1-tuple
+            self._data = data = m._postfile.get(base, size)
+            at = m._baseoffset - base
+            where, maxids, maxweights = [], [], []
+            while True:
+                length = _INT.unpack_from(data, at)[0]
+                end = at + 4 + abs(length)
+                try:
+                    info = loads(data[at + 4:end])  # the header; unpickling stops at its end
+                    header = dumps(info, 2)
+                except Exception:  # not a header as whoosh 2.7 writes it: whoosh reads it below
+                    info, header = None, b""
+                if info is not None and data[at + 4:at + 4 + len(header)] == header:
+                    start = at + 4 + len(header)
+                else:  # not written as we would write it: let whoosh find where the data starts
+                    m._goto(base + at)
+                    start = m._dataoffset - base
+                    info = (m._blocklength, m._maxid, m._maxweight, m._compression)
+                n, maxid, maxweight, compression = info[:4]
+                where.append((start, end, n, bool(compression)))
+                maxids.append(maxid)
+                maxweights.append(maxweight)
+                if length < 0:
+                    break
+                at = end
+            self._heads = (where, maxids, maxweights)
+        return self._heads
+
+    def block(self, k: int) -> Block:
+        found = self._blocks.get(k)
+        if found is None:
+            start, end, n, compressed = self.heads()[0][k]
+            found = self._blocks[k] = Block(self._data[start:end], n, compressed, self.matcher._byteids)
+        return found
+
+    def posting(self, doc: int) -> tuple[Block, int] | None:
+        """The block holding `doc` and its row there, or None; only that block is decoded."""
+        maxids = self.heads()[1]
+        k = bisect_left(maxids, doc)
+        if k == len(maxids):
+            return None
+        block = self.block(k)
+        j = bisect_left(block.ids, doc)
+        return (block, j) if j < len(block.ids) and block.ids[j] == doc else None
+
+    def postings(self, docs: list[int]) -> list[tuple[Block, int] | None]:
+        """posting() for each of `docs` (sorted), each block that can hold one decoded once."""
+        maxids = self.heads()[1]
+        out, k, where = [], -1, {}
+        for d in docs:
+            if k < 0 or d > maxids[k]:
+                k = bisect_left(maxids, d, max(k, 0))
+                if k == len(maxids):
+                    out.extend([None] * (len(docs) - len(out)))
+                    break
+                block = self.block(k)
+                where = {doc: j for j, doc in enumerate(block.ids)}
+            j = where.get(d)
+            out.append(None if j is None else (block, j))
+        return out
+
+    def read_all(self, keep) -> None:
+        """Every posting's document and weight (values stay in their blocks until asked for)."""
+        row = 0
+        if keep is not None:
+            self._rows = []
+        for k in range(len(self.heads()[0])):
+            block = self.block(k)
+            self._starts.append(row)
+            self._read.append(block)
+            if keep is None:
+                self.ids.extend(block.ids)
+                self.weights.extend(block.weights)
+            else:
+                for j, (d, w) in enumerate(zip(block.ids, block.weights)):
+                    if keep(d):
+                        self.ids.append(d)
+                        self.weights.append(w)
+                        self._rows.append(row + j)
+            row += len(block.ids)
+
+    def value(self, i: int):
+        """The value of read_all's i-th document."""
+        row = i if self._rows is None else self._rows[i]
+        k = bisect_right(self._starts, row) - 1
+        return self._read[k].values[row - self._starts[k]]
+
+
+class _Segment:
+    """One whoosh segment's candidates: documents holding every phrase word but the commonest one."""
+
+    def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow):
+        reader = sub.reader()
+        self.offset = offset
+        self.docs: list[int] = []
+        self.ok = True
+        self.terms: dict[bytes, _Term] = {}
+        for bt in btexts:
+            if bt not in self.terms:
+                found = term_postings(reader, fieldname, bt, fmt)
+                if found is None:
+                    return  # as Phrase.matcher: a word this segment lacks, no match in it
+                if not isinstance(found[0], W3LeafMatcher):
+                    self.ok = False
+                    return
+                self.terms[bt] = _Term(bt, *found, bm25_params(searcher, fieldname, bt))
+        self.table = lengths(reader, fieldname)
+        if self.table is None:
+            self.ok = False
+            return
+        self.reader, self.fieldname = reader, fieldname
+        deleted = reader.deleted_docs_set
+        keep = None
+        if deleted or allow is not None:
+            def keep(doc):
+                return not (deleted and doc in deleted) and (allow is None or offset + doc in allow)
+        order = sorted(self.terms.values(), key=lambda t: t.df)
+        self.last = order.pop() if len(order) > 1 else None
+        first = order[0]
+        first.read_all(keep)
+        docs = first.ids
+        self.rows = {first.btext: list(range(len(docs)))}  # each known word: the candidate's row in it
+        for term in order[1:]:
+            found = term.postings(docs)
+            keep_at = [i for i, p in enumerate(found) if p is not None]
+            docs = [docs[i] for i in keep_at]
+            self.rows = {bt: [rows[i] for i in keep_at] for bt, rows in self.rows.items()}
+            self.rows[term.btext] = [found[i] for i in keep_at]  # (block, row) for the words read by block
+        self.docs = docs
+
+    def tf(self, bt: bytes, i: int) -> float:
+        r = self.rows[bt][i]
+        return self.terms[bt].weights[r] if type(r) is int else r[0].weights[r[1]]
+
+    def value(self, bt: bytes, i: int):
+        r = self.rows[bt][i]
+        return self.terms[bt].value(r) if type(r) is int else r[0].values[r[1]]
+
+    def bounds(self, btexts, np=None) -> list:
+        """Each candidate's score bound; -1.0 where the commonest word's last block ends before it."""
+        last = self.last
+        if last is not None:
+            _, maxids, maxweights = last.heads()
+        if np is None:
+            out = []
+            for i, doc in enumerate(self.docs):
+                fl, total = self.table[doc], 0.0
+                for bt in btexts:
+                    if self.terms[bt] is last:
+                        k = bisect_left(maxids, doc)
+                        if k == len(maxids):
+                            total = -1.0
+                            break
+                        total += last.score(maxweights[k], fl)
+                    else:
+                        total += self.terms[bt].score(self.tf(bt, i), fl)
+                out.append(total)
+            return out
+        d = np.array(self.docs, dtype=np.int64)
+        fl = lengths_array(self.reader, self.fieldname)[d]
+        total = np.zeros(len(d))
+        for bt in btexts:
+            t = self.terms[bt]
+            if t is last:
+                k = np.searchsorted(np.array(maxids, dtype=np.int64), d, side="left")
+                tf = np.array(maxweights + [0.0])[k]
+                past = k == len(maxids)
+            elif self.rows[bt] and type(self.rows[bt][0]) is int:
+                tf = np.array(t.weights, dtype=np.float64)[np.array(self.rows[bt], dtype=np.int64)]
+            else:
+                tf = np.array([self.tf(bt, i) for i in range(len(d))], dtype=np.float64)
+            idf, avgfl, b, k1 = t.bm25
+            total += idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
+        if last is not None:
+            total[past] = -1.0
+        return total
+
+
+def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: set[int] | None = None, *,
+               use_numpy: bool = True):
+    """[(score, docnum)] of the `limit` best documents holding the phrase, best first, as whoosh's
+    TopCollector ranks Phrase(fieldname, words, slop); None when this searcher is not one this can read."""
+    if type(searcher.weighting) not in (BM25F, Weighting) or slop < 1 or len(words) < 2:
+        return None
+    field = searcher.schema[fieldname]
+    fmt = field.format
+    if not fmt or not fmt.supports("positions") or not field.scorable or (fmt.fixed_value_size() or -1) >= 0:
+        return None
+    try:
+        btexts = [field.to_bytes(w) for w in words]
+    except ValueError:
+        return None
+    segments = []
+    for sub, offset in searcher.leaf_searchers():
+        seg = _Segment(searcher, sub, offset, fieldname, btexts, fmt, allow)
+        if not seg.ok:
+            return None
+        if seg.docs:
+            segments.append(seg)
+    items: list[tuple[float, int]] = []
+    decode = _decoder(fmt)
+    for bound, seg, i in _best_first(segments, btexts, use_numpy):
+        if len(items) == limit and bound * (1 + _MARGIN) + _MARGIN < items[0][0]:
+            break  # best bound first: nothing after this can enter the top N either
+        _check(items, limit, seg, i, btexts, slop, decode)
+    return [(score, -neg) for score, neg in sorted(items, reverse=True)]
+
+
+def _best_first(segments: list[_Segment], btexts, use_numpy: bool):
+    """(bound, segment, candidate) of every candidate, highest bound first, then lowest docnum."""
+    total = sum(len(s.docs) for s in segments)
+    if not total:
+        return
+    if total < NUMPY_FROM or not use_numpy:
+        cands = [(b, s.offset + d, s, i) for s in segments
+                 for i, (d, b) in enumerate(zip(s.docs, s.bounds(btexts))) if b >= 0]
+        cands.sort(key=lambda c: (-c[0], c[1]))
+        for b, _, s, i in cands:
+            yield b, s, i
+        return
+    import numpy as np
+
+    bounds = np.concatenate([s.bounds(btexts, np) for s in segments])
+    docnums = np.concatenate([np.array(s.docs, dtype=np.int64) + s.offset for s in segments])
+    which = np.concatenate([np.full(len(s.docs), k) for k, s in enumerate(segments)])
+    rows = np.concatenate([np.arange(len(s.docs)) for s in segments])
+    order = np.lexsort((docnums, -bounds))
+    for at in range(0, len(order), 256):  # the first few hundred usually settle it
+        chunk = order[at:at + 256]
+        for b, k, i in zip(bounds[chunk].tolist(), which[chunk].tolist(), rows[chunk].tolist()):
+            if b < 0:
+                return
+            yield b, segments[k], i
+
+
+def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
+    """Score candidate i of `seg` and, if it would enter the top N, check the phrase and put it there."""
+    doc, last = seg.docs[i], seg.last
+    plists = {}
+    if last is not None and len(seg.rows) > 1 and slop == 1:
+        plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
+        if not _maybe([(k, plists[bt]) for k, bt in enumerate(btexts) if bt in plists]):
+            return  # the rarer words alone rule it out: the commonest word's block is not decoded
+    tf = {bt: seg.tf(bt, i) for bt in seg.rows}
+    if last is not None:
+        found = last.posting(doc)
+        if found is None:
+            return
+        block, j = found
+        tf[last.btext] = block.weights[j]
+    fl = seg.table[doc]
+    entry = (tree_sum([seg.terms[bt].score(tf[bt], fl) for bt in btexts]), -(seg.offset + doc))
+    if len(items) == limit and entry <= items[0]:
+        return  # could not enter even with the phrase there: its positions are not read
+    if not plists:
+        plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
+    if last is not None:
+        plists[last.btext] = decode(block.values[j])
+    if not has_phrase([plists[bt] for bt in btexts], slop):
+        return
+    if len(items) < limit:
+        heappush(items, entry)
+    else:
+        heapreplace(items, entry)
