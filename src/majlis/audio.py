@@ -335,11 +335,10 @@ def release(samples: np.ndarray) -> None:
         base.madvise(mmap.MADV_DONTNEED)
 
 
-def blocks(samples: np.ndarray, size: int, *, overlap: int = 0):
-    """(offset, block) over `samples`, `size` samples at a time (each block reaching `overlap` further),
-    releasing what was read after each block."""
+def blocks(samples: np.ndarray, size: int):
+    """(offset, block) over `samples`, `size` samples at a time, releasing what was read after each block."""
     for i in range(0, len(samples), size):
-        yield i, samples[i : i + size + overlap]
+        yield i, samples[i : i + size]
         release(samples)
 
 

@@ -159,14 +159,9 @@ def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def mel_frames(samples: np.ndarray, gain: float = 1.0, chunk: int = 8192):
-    """resemblyzer's (power, not log) mel spectrogram of samples * gain, frames centred on multiples of
-    10 ms, as a torch tensor."""
-    return mel_at(samples, np.arange(1 + len(samples) // HOP), gain, chunk)
-
-
 def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192):
-    """resemblyzer's mel spectrum at the given 10 ms frames only (torch, (len(frames), 40)): each frame is
+    """resemblyzer's (power, not log) mel spectrum of samples * gain at the given 10 ms frames only (torch,
+    (len(frames), 40)); all of 0 .. len(samples) // 160 is resemblyzer's whole spectrogram. Each frame is
     400 samples centred on frame * 10 ms, zeros beyond the ends as librosa pads. Our own STFT because
     librosa's spends seconds compiling on first use; `chunk` frames at a time, releasing what was read, so
     hours of audio never need gigabytes at once."""
