@@ -156,11 +156,14 @@ def plot_rss(rounds: list[dict], long: dict | None, path: Path) -> None:
     for i, r in enumerate(rounds):
         tr = r["pipeline"]["rss_trace"]
         ax.plot([t / 60 for t, _ in tr], [mb for _, mb in tr], color="tab:blue", alpha=0.8,
-                label="39-min panel, pipeline" if i == 0 else None)
+                label="39-min panel, pipeline (the rounds)" if i == 0 else None)
     if long:
-        for key, color, label in (("pipeline", "tab:red", "4-h file, pipeline"),
+        for key, color, label in (("short_pipeline", "tab:purple", "39-min panel, pipeline, same code as the 4-h lines"),
+                                  ("pipeline", "tab:red", "4-h file, pipeline"),
                                   ("diarize", "tab:green", "4-h file, diarizer alone"),
                                   ("decode", "tab:gray", "4-h file, decode only")):
+            if key not in long:
+                continue
             tr = long[key]["rss_trace"]
             ax.plot([t / 60 for t, _ in tr], [mb for _, mb in tr], color=color, label=label)
     ax.axhline(TARGETS["peak_rss_mb"], color="gray", ls=":", lw=0.8)
@@ -319,10 +322,11 @@ def main(argv: list[str] | None = None) -> int:
                                f"wall under the profiler {prof['wall_s']} s",
                        "stages": prof["profiles"]}
 
-        long = None
+        long = long_before = None
         if args.long_from:
             earlier = json.loads(args.long_from.read_text())
             long = dict(earlier["long"], reused_from=earlier["created"])
+            long_before = earlier.get("long_before")
         elif not args.quick and args.long_hours > 0:
             long_path = make_long(path, args.long_hours)
             long_dur = common.audio_duration(long_path)
@@ -364,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "rounds": rounds,
             "long": long,
+            **({"long_before": long_before} if long_before else {}),
             "profile": profile,
             "targets": TARGETS,
         }
