@@ -58,7 +58,9 @@ def machine(results: dict) -> str:
         return "_no results yet_"
     m = any_result["machine"]
     rows = [["CPU", f"{m['cpus']} × {m['cpu_model']} (shared with other work; measurements run at `nice -n 19`)"],
-            ["memory", f"{m['mem_gib']} GiB"], ["GPU", m["gpu"] or "none (all numbers are CPU-only)"],
+            ["memory", f"{m['mem_gib']} GiB"],
+            ["GPU", m["gpu"] or ("none (§2's GPU table was taken on a lent machine, described there)"
+                                 if "whisper_path_cuda" in results else "none (all numbers are CPU-only)")],
             ["Python", m["python"]], ["OS", m["platform"]]]
     dates = ", ".join(f"{k}: {v['created']}" for k, v in sorted(results.items()))
     return table(["", ""], rows) + f"\n\nResults taken: {dates}."
