@@ -335,7 +335,12 @@ def release(samples: np.ndarray) -> None:
         base.madvise(mmap.MADV_DONTNEED)
 
 
-def blocks(samples: np.ndarray, size: int):
+# Samples a long stage reads at a time (100 s): a whole multiple of every 10-ms frame size in use, and small
+# enough that a float64 copy of one block is nothing (of 4 hours it would be 1.8 GB).
+BLOCK = 100 * SAMPLE_RATE
+
+
+def blocks(samples: np.ndarray, size: int = BLOCK):
     """(offset, block) over `samples`, `size` samples at a time, releasing what was read after each block."""
     for i in range(0, len(samples), size):
         yield i, samples[i : i + size]

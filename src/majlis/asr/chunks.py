@@ -39,14 +39,10 @@ class Chunk:
         return self.end / SAMPLE_RATE
 
 
-# Work through long recordings 100 s at a time: a float64 copy of 4 hours would take 1.8 GB.
-BLOCK = FRAME * 10_000
-
-
 def is_silent(samples: np.ndarray) -> bool:
     if samples.size == 0:
         return True
-    total = sum(float(np.dot(b.astype(np.float64), b.astype(np.float64))) for _, b in blocks(samples, BLOCK))
+    total = sum(float(np.dot(b.astype(np.float64), b.astype(np.float64))) for _, b in blocks(samples))
     return (total / samples.size) ** 0.5 < SILENCE_RMS
 
 
@@ -60,7 +56,7 @@ def frame_db(samples: np.ndarray) -> np.ndarray:
     n = len(samples) // FRAME
     out = np.empty(n)
     prev = 0.0
-    for i, block in blocks(samples[: n * FRAME], BLOCK):
+    for i, block in blocks(samples[: n * FRAME]):
         x = block.astype(np.float64)
         emph = np.empty_like(x)
         emph[0] = x[0] - 0.97 * prev

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import blocks, release
+from ..audio import BLOCK, blocks, release
 from ..errors import ModelError
 from ..types import ProgressHook, Turn
 from . import Diarization
@@ -35,7 +35,6 @@ SWITCH_AT_PAUSE = 0.5
 DIP_SEARCH = 25  # frames either side of a change inside speech where we look for the energy minimum
 MAX_CLUSTER_UNITS = 1500  # windows that enter the eigendecomposition; the rest are assigned to centroids
 MAX_SPEAKERS = 10
-BLOCK = HOP * 10_000  # samples read at a time (100 s): a mapped recording is released block by block
 MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one voice (n/8 when shorter)
 
 
@@ -64,7 +63,7 @@ _lock = threading.Lock()  # batch mode may diarize and name from several threads
 def frame_db(samples: np.ndarray) -> np.ndarray:
     n = len(samples) // HOP
     power = np.empty(n, np.float32)
-    for i, block in blocks(samples[: n * HOP], BLOCK):
+    for i, block in blocks(samples[: n * HOP]):
         x = block.reshape(-1, HOP)
         power[i // HOP : i // HOP + len(x)] = np.einsum("ij,ij->i", x, x) / HOP
     return 10.0 * np.log10(power + 1e-12)
@@ -141,7 +140,7 @@ def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return mask
     vad = webrtcvad.Vad(2)
     frame = 480  # 30 ms
-    peak = max((float(np.abs(b).max()) for _, b in blocks(samples, BLOCK)), default=0.0)
+    peak = max((float(np.abs(b).max()) for _, b in blocks(samples)), default=0.0)
     scale = 0.9 * 32767 / (peak or 1.0)
     out = mask.copy()
     read = 0
