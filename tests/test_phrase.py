@@ -43,10 +43,21 @@ def episode(name: str, n: int, rng: random.Random) -> Transcript:
     return Transcript(name, f"{name}.mp3", t, "en", {}, SPEAKERS, tuple(segs))
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> Index:
+@pytest.fixture(scope="module", params=["pairs", "positions"])
+def archive(request, tmp_path_factory) -> Index:
+    """The same archive in today's schema (phrases found from the word pairs) and in one written before
+    the pairs field (phrases found from word positions alone)."""
     rng = random.Random(5)
-    ix = Index(tmp_path_factory.mktemp("phrase") / "index", create=True)
+    path = tmp_path_factory.mktemp("phrase") / "index"
+    if request.param == "positions":
+        from whoosh import index as whoosh_index
+
+        before = mi.SCHEMA.copy()
+        before.remove(ph.PAIRS)
+        path.mkdir()
+        whoosh_index.create_in(str(path), before)
+    ix = Index(path, create=True)
+    assert (ph.PAIRS in ix._ix.schema) is (request.param == "pairs")
     episodes = [episode(f"ep{k}", 300, rng) for k in range(6)]
     ix.add(episodes[:2])
     ix.add(episodes[2:4])
@@ -141,6 +152,31 @@ def test_index_search_with_the_fast_path_equals_whooshs_own(archive, monkeypatch
     for (q, sp), hits in zip(queries, fast):
         assert archive.search(q, speakers=sp, limit=25) == hits, q
     assert any(fast)
+
+
+def test_two_word_phrases_read_no_positions_where_the_index_has_pairs(archive, monkeypatch):
+    decoded = []
+    decoder = ph._decoder
+
+    def counting(fmt):
+        decode = decoder(fmt)
+        return lambda v: decoded.append(1) or decode(v)
+
+    monkeypatch.setattr(ph, "_decoder", counting)
+    two = [q for q in PHRASES if len(parse_query(q, mi.SCHEMA).words) == 2 and not q.endswith(("~2", "~3"))]
+    assert len(two) >= 10
+    for query in two:
+        assert fast_top(archive, query, 20) == whoosh_top(archive, query, 20), query
+    if ph.PAIRS in archive._ix.schema:
+        assert not decoded
+    else:  # without pairs, a candidate holding both words is checked by their positions
+        assert decoded
+
+
+def test_pairs_are_adjacent_analysed_words():
+    pairs = [t.text for t in mi.SCHEMA[ph.PAIRS].analyzer("It's al-Qaeda's   fighters. The the")]
+    assert pairs == ["it s", "s al", "al qaeda", "qaeda s", "s fighter", "fighter the", "the the"]
+    assert list(mi.SCHEMA[ph.PAIRS].analyzer("one")) == []
 
 
 @pytest.mark.parametrize("first", [64, 2048])

@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
+from whoosh.formats import Existence
 from whoosh.index import LockError
 from whoosh.query import And, Or, Phrase, Term
 
@@ -49,6 +50,11 @@ SCHEMA = Schema(
     # the word sequence it was indexed as, not as two unrelated words. Not stored: hits are built from
     # `words`, which holds the same words with their times.
     text=TEXT(analyzer=ANALYZER, phrase=True, multitoken_query="phrase"),
+    # The text's adjacent word pairs, presence only: an exact phrase's candidates (see phrase.py). Not in
+    # indexes written before it; those answer phrases from word positions alone. Scorable only so that
+    # whoosh writes a length column for it: without one its writer looks for the column's file on disk for
+    # every posting (a fifth of the indexing time).
+    pairs=FieldType(format=Existence(), analyzer=ANALYZER | phrase.Pairs(), scorable=True, stored=False),
     words=STORED(),  # compact JSON: [[word, ...], [centisecond deltas] | null]
     meta=STORED(),  # JSON of the episode record (meta documents only)
 )
@@ -151,7 +157,7 @@ class Index:
             self._ix = whoosh_index.open_dir(str(self.path))
             # Field names only: an index written with the first schema (NUMERIC times, stored text) reads
             # and writes as before.
-            missing = set(SCHEMA.names()) - set(self._ix.schema.names())
+            missing = set(SCHEMA.names()) - set(self._ix.schema.names()) - {phrase.PAIRS}
             if missing:
                 raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
             return
@@ -215,14 +221,16 @@ class Index:
     def _documents(self, t: Transcript, transcript_path: Path | None) -> list[dict[str, Any]]:
         record = _episode_record(t, transcript_path)
         docs = [{"kind": "meta", "episode": t.episode, "meta": json.dumps(record, ensure_ascii=False)}]
+        with_pairs = phrase.PAIRS in self._ix.schema
         for s in t.segments:
             packed = pack_words(s)
             words, _ = unpack_words(packed, s.start)
-            docs.append({
-                "kind": "seg", "episode": t.episode, "audio": t.audio, "speaker": s.speaker,
-                "speaker_key": speaker_key(s.speaker), "seg": s.id, "start": float(s.start),
-                "end": float(s.end), "text": " ".join(words), "words": packed,
-            })
+            doc = {"kind": "seg", "episode": t.episode, "audio": t.audio, "speaker": s.speaker,
+                   "speaker_key": speaker_key(s.speaker), "seg": s.id, "start": float(s.start),
+                   "end": float(s.end), "text": " ".join(words), "words": packed}
+            if with_pairs:
+                doc[phrase.PAIRS] = doc["text"]
+            docs.append(doc)
         return docs
 
     def optimize(self) -> None:

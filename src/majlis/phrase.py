@@ -14,6 +14,13 @@ parser makes a phrase) up to a second (BENCHMARKS.md, section 3). Here:
    the exact score, and only a candidate that would enter the top N has its positions decoded and the
    phrase checked; this stops when no candidate left can enter the top N.
 
+That still left a tail ("Afghanistan and", "it's": ~200 ms at 1,000 h): a topic word beside a common one
+has hundreds of candidates that hold both words but not the phrase, and only positions, pickled inside
+whoosh's blocks, rule them out. So the index also holds every pair of adjacent words as one term
+(`Pairs`, the `pairs` field of index.SCHEMA), and an exact phrase takes its candidates from the pairs'
+posting lists: for two words these are exactly the documents holding the phrase, and no positions are
+read at all; for more, they are few. An index written before that field keeps the path above.
+
 A match scores as whoosh scores it: the BM25F score of each of the phrase's words (a repeated word counts
 each time), added in the order of whoosh's binary tree of intersection matchers. Hits, order and scores
 are whoosh's own (tests/test_phrase.py compares them); anything this does not know how to read returns
@@ -28,6 +35,7 @@ from itertools import accumulate
 from pickle import dumps, loads
 from struct import Struct
 
+from whoosh.analysis import Filter
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.formats import Positions
 from whoosh.scoring import BM25F
@@ -41,6 +49,27 @@ _MARGIN = 1e-9
 # (see Index.search: importing numpy takes ~0.1 s); below it plain Python is as quick.
 NUMPY_FROM = 1_000
 _INT = Struct("!i")
+PAIRS = "pairs"  # the field of word pairs (index.SCHEMA)
+
+
+class Pairs(Filter):
+    """Each word joined to the word after it ("sharia law"), as the terms of the pairs field. Whoosh
+    pickles the schema into the index, so this class keeps its name and module."""
+
+    def __call__(self, tokens):
+        previous = None
+        for t in tokens:
+            if t.stopped:
+                continue
+            text = t.text
+            if previous is not None:
+                t.text = pair(previous, text)
+                yield t
+            previous = text
+
+
+def pair(first: str, second: str) -> str:
+    return f"{first} {second}"  # analysed words hold no spaces, so a pair reads back one way only
 
 
 def tree_sum(scores: list[float]) -> float:
@@ -197,14 +226,36 @@ class _Term:
         return self._read[k].values[row - self._starts[k]]
 
 
+def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
+    """The documents of one whoosh segment holding every one of these pairs, sorted ([] if one is absent)."""
+    docs, fmt = None, reader.schema[PAIRS].format
+    for bt in sorted(set(btexts), key=lambda b: reader.doc_frequency(PAIRS, b)):
+        found = term_postings(reader, PAIRS, bt, fmt)
+        if found is None:
+            return []
+        matcher = found[0]
+        if isinstance(matcher, W3LeafMatcher):
+            term = _Term(bt, matcher, found[1], (0.0, 1.0, 0.0, 0.0))
+            term.read_all(keep if docs is None else None)
+            ids = term.ids
+        else:  # a posting list this short is kept inline in the term's entry: read it as whoosh does
+            ids = [d for d in matcher.all_ids() if docs is not None or keep is None or keep(d)]
+        docs = ids if docs is None else sorted(set(docs).intersection(ids))
+        if not docs:
+            break
+    return docs
+
+
 class _Segment:
     """One whoosh segment's candidates: documents holding every phrase word but the commonest one."""
 
-    def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow):
+    def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow, pairs: list[bytes] | None):
         reader = sub.reader()
         self.offset = offset
         self.docs: list[int] = []
         self.ok = True
+        # Candidates from the pairs of a two-word phrase are the documents holding it: no positions needed.
+        self.certain = pairs is not None and len(btexts) == 2
         self.terms: dict[bytes, _Term] = {}
         for bt in btexts:
             if bt not in self.terms:
@@ -227,11 +278,15 @@ class _Segment:
                 return not (deleted and doc in deleted) and (allow is None or offset + doc in allow)
         order = sorted(self.terms.values(), key=lambda t: t.df)
         self.last = order.pop() if len(order) > 1 else None
-        first = order[0]
-        first.read_all(keep)
-        docs = first.ids
-        self.rows = {first.btext: list(range(len(docs)))}  # each known word: the candidate's row in it
-        for term in order[1:]:
+        self.rows = {}  # each known word: the candidate's row in it
+        if pairs is not None:
+            docs = _pair_docs(reader, pairs, keep)
+        else:
+            first = order.pop(0)
+            first.read_all(keep)
+            docs = first.ids
+            self.rows[first.btext] = list(range(len(docs)))
+        for term in order:
             found = term.postings(docs)
             keep_at = [i for i, p in enumerate(found) if p is not None]
             docs = [docs[i] for i in keep_at]
@@ -301,9 +356,12 @@ def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: se
         btexts = [field.to_bytes(w) for w in words]
     except ValueError:
         return None
+    pairs = None
+    if slop == 1 and PAIRS in searcher.schema:
+        pairs = [searcher.schema[PAIRS].to_bytes(pair(a, b)) for a, b in zip(words, words[1:])]
     segments = []
     for sub, offset in searcher.leaf_searchers():
-        seg = _Segment(searcher, sub, offset, fieldname, btexts, fmt, allow)
+        seg = _Segment(searcher, sub, offset, fieldname, btexts, fmt, allow, pairs)
         if not seg.ok:
             return None
         if seg.docs:
@@ -363,12 +421,13 @@ def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
     entry = (tree_sum([seg.terms[bt].score(tf[bt], fl) for bt in btexts]), -(seg.offset + doc))
     if len(items) == limit and entry <= items[0]:
         return  # could not enter even with the phrase there: its positions are not read
-    if not plists:
-        plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
-    if last is not None:
-        plists[last.btext] = decode(block.values[j])
-    if not has_phrase([plists[bt] for bt in btexts], slop):
-        return
+    if not seg.certain:
+        if not plists:
+            plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
+        if last is not None:
+            plists[last.btext] = decode(block.values[j])
+        if not has_phrase([plists[bt] for bt in btexts], slop):
+            return
     if len(items) < limit:
         heappush(items, entry)
     else:
