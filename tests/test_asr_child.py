@@ -52,6 +52,21 @@ def test_reused_for_several_recordings(child, samples):
     assert first == again and first.segments
 
 
+def test_an_array_in_memory_goes_through_a_file_the_sweep_knows(child, samples, tmp_path, monkeypatch):
+    """If the parent dies mid-recording (kill -9), the file it wrote for the child must not stay behind:
+    it carries the parent's process id, as decoded files do, so that the next decode removes it."""
+    import tempfile
+
+    from majlis import audio
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+    part = samples[: len(samples) // 3]  # a slice: not the decoded file itself
+    child.transcribe(part, hook=lambda *a: seen.extend(p.name for p in tmp_path.iterdir()))
+    assert seen and all(name.startswith(f"{audio.DECODED_PREFIX}{os.getpid()}-") for name in seen)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_load_error_is_the_engines_own():
     asr = ChildProcessAsr("sphinx", language="fr")
     with pytest.raises(UsageError, match="sphinx only knows English"):

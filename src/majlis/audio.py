@@ -304,6 +304,13 @@ def _sweep_orphans(folder: str) -> None:
             pass  # alive, under another user
 
 
+def scratch_file() -> tuple[int, str]:
+    """(fd, path) of a new temporary file for samples, named so that if this process dies before removing
+    it, the next decode in any process sweeps it away."""
+    _sweep_orphans(tempfile.gettempdir())
+    return tempfile.mkstemp(prefix=f"{DECODED_PREFIX}{os.getpid()}-", suffix=".f32")
+
+
 def _mapped(path: str, count: int) -> np.ndarray:
     """The file's float32 samples, mapped read-only; the file goes when the last array using it does."""
     if count == 0:
@@ -360,8 +367,7 @@ def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.nda
         "-i", str(p), "-map", "0:a:0", "-vn", "-sn", "-dn",
         "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-",
     ]
-    _sweep_orphans(tempfile.gettempdir())
-    fd, tmp = tempfile.mkstemp(prefix=f"{DECODED_PREFIX}{os.getpid()}-", suffix=".f32")
+    fd, tmp = scratch_file()
     try:
         with os.fdopen(fd, "wb") as out:
             nbytes, rc, stderr = _run_decoder(cmd, out)

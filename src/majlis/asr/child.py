@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import weakref
 from multiprocessing.connection import Connection
@@ -24,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import backing_file
+from ..audio import backing_file, scratch_file
 from ..errors import EngineCrashed
 from ..types import ProgressHook
 from . import AsrResult
@@ -137,7 +136,7 @@ class ChildProcessAsr:
         own = path is None
         if own:
             samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-            fd, path = tempfile.mkstemp(prefix="majlis-asr-", suffix=".f32")
+            fd, path = scratch_file()
         try:
             if own:
                 with os.fdopen(fd, "wb") as f:
