@@ -34,6 +34,7 @@ from heapq import heappush, heapreplace
 from itertools import accumulate
 from pickle import dumps, loads
 from struct import Struct
+from weakref import WeakKeyDictionary
 
 from whoosh.analysis import Filter
 from whoosh.codec.whoosh3 import W3LeafMatcher
@@ -49,6 +50,10 @@ _MARGIN = 1e-9
 # (see Index.search: importing numpy takes ~0.1 s); below it plain Python is as quick.
 NUMPY_FROM = 1_000
 _INT = Struct("!i")
+# Block headers parsed, per posting file, for the words searched most recently: the commonest words come
+# back in query after query, and parsing "the"'s 1,500 headers took several milliseconds each time.
+HEADS_KEPT = 256
+_HEADS: WeakKeyDictionary = WeakKeyDictionary()
 PAIRS = "pairs"  # the field of word pairs (index.SCHEMA)
 
 
@@ -140,6 +145,10 @@ class _Term:
             base, size = m._startoffset, m._length
             size = size[0] if isinstance(size, tuple) else size  # W3TermInfo reads it as a 1-tuple
             self._data = data = m._postfile.get(base, size)
+            kept = _HEADS.setdefault(m._postfile, {})
+            self._heads = kept.get(base)
+            if self._heads is not None:
+                return self._heads
             at = m._baseoffset - base
             where, maxids, maxweights = [], [], []
             while True:
@@ -164,6 +173,9 @@ class _Term:
                     break
                 at = end
             self._heads = (where, maxids, maxweights)
+            if len(kept) >= HEADS_KEPT:
+                del kept[next(iter(kept))]  # the oldest
+            kept[base] = self._heads
         return self._heads
 
     def block(self, k: int) -> Block:
@@ -186,7 +198,7 @@ class _Term:
     def postings(self, docs: list[int]) -> list[tuple[Block, int] | None]:
         """posting() for each of `docs` (sorted), each block that can hold one decoded once."""
         maxids = self.heads()[1]
-        out, k, where = [], -1, {}
+        out, k = [], -1
         for d in docs:
             if k < 0 or d > maxids[k]:
                 k = bisect_left(maxids, d, max(k, 0))
@@ -194,9 +206,9 @@ class _Term:
                     out.extend([None] * (len(docs) - len(out)))
                     break
                 block = self.block(k)
-                where = {doc: j for j, doc in enumerate(block.ids)}
-            j = where.get(d)
-            out.append(None if j is None else (block, j))
+                ids, n = block.ids, len(block.ids)
+            j = bisect_left(ids, d)
+            out.append((block, j) if j < n and ids[j] == d else None)
         return out
 
     def read_all(self, keep) -> None:
@@ -247,7 +259,8 @@ def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
 
 
 class _Segment:
-    """One whoosh segment's candidates: documents holding every phrase word but the commonest one."""
+    """One whoosh segment's candidates: the documents holding every pair of the phrase, or (an index without
+    pairs) every phrase word but the commonest one."""
 
     def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow, pairs: list[bytes] | None):
         reader = sub.reader()
@@ -277,11 +290,14 @@ class _Segment:
             def keep(doc):
                 return not (deleted and doc in deleted) and (allow is None or offset + doc in allow)
         order = sorted(self.terms.values(), key=lambda t: t.df)
-        self.last = order.pop() if len(order) > 1 else None
-        self.rows = {}  # each known word: the candidate's row in it
+        self.rows = {}  # each word read ahead: the candidate's row in it
         if pairs is not None:
+            # The rarest word weighs most in a score: it is read for every candidate, so that the bounds
+            # stay tight; the commoner ones count as their blocks' best weights until a candidate is looked at.
             docs = _pair_docs(reader, pairs, keep)
+            order, self.bounded = order[:1], order[1:]
         else:
+            self.bounded = [order.pop()] if len(order) > 1 else []
             first = order.pop(0)
             first.read_all(keep)
             docs = first.ids
@@ -303,21 +319,20 @@ class _Segment:
         return self.terms[bt].value(r) if type(r) is int else r[0].values[r[1]]
 
     def bounds(self, btexts, np=None) -> list:
-        """Each candidate's score bound; -1.0 where the commonest word's last block ends before it."""
-        last = self.last
-        if last is not None:
-            _, maxids, maxweights = last.heads()
+        """Each candidate's score bound; -1.0 where a bounded word's last block ends before it."""
+        heads = {t.btext: t.heads()[1:] for t in self.bounded}
         if np is None:
             out = []
             for i, doc in enumerate(self.docs):
                 fl, total = self.table[doc], 0.0
                 for bt in btexts:
-                    if self.terms[bt] is last:
+                    if bt in heads:
+                        maxids, maxweights = heads[bt]
                         k = bisect_left(maxids, doc)
                         if k == len(maxids):
                             total = -1.0
                             break
-                        total += last.score(maxweights[k], fl)
+                        total += self.terms[bt].score(maxweights[k], fl)
                     else:
                         total += self.terms[bt].score(self.tf(bt, i), fl)
                 out.append(total)
@@ -325,20 +340,21 @@ class _Segment:
         d = np.array(self.docs, dtype=np.int64)
         fl = lengths_array(self.reader, self.fieldname)[d]
         total = np.zeros(len(d))
+        past = np.zeros(len(d), dtype=bool)
         for bt in btexts:
             t = self.terms[bt]
-            if t is last:
+            if bt in heads:
+                maxids, maxweights = heads[bt]
                 k = np.searchsorted(np.array(maxids, dtype=np.int64), d, side="left")
                 tf = np.array(maxweights + [0.0])[k]
-                past = k == len(maxids)
+                past |= k == len(maxids)
             elif self.rows[bt] and type(self.rows[bt][0]) is int:
                 tf = np.array(t.weights, dtype=np.float64)[np.array(self.rows[bt], dtype=np.int64)]
             else:
                 tf = np.array([self.tf(bt, i) for i in range(len(d))], dtype=np.float64)
             idf, avgfl, b, k1 = t.bm25
             total += idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
-        if last is not None:
-            total[past] = -1.0
+        total[past] = -1.0
         return total
 
 
@@ -404,19 +420,20 @@ def _best_first(segments: list[_Segment], btexts, use_numpy: bool):
 
 def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
     """Score candidate i of `seg` and, if it would enter the top N, check the phrase and put it there."""
-    doc, last = seg.docs[i], seg.last
+    doc = seg.docs[i]
     plists = {}
-    if last is not None and len(seg.rows) > 1 and slop == 1:
+    if seg.bounded and len(seg.rows) > 1 and slop == 1:
         plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
         if not _maybe([(k, plists[bt]) for k, bt in enumerate(btexts) if bt in plists]):
             return  # the rarer words alone rule it out: the commonest word's block is not decoded
     tf = {bt: seg.tf(bt, i) for bt in seg.rows}
-    if last is not None:
-        found = last.posting(doc)
-        if found is None:
+    found = {}
+    for term in seg.bounded:
+        found[term.btext] = term.posting(doc)
+        if found[term.btext] is None:
             return
-        block, j = found
-        tf[last.btext] = block.weights[j]
+        block, j = found[term.btext]
+        tf[term.btext] = block.weights[j]
     fl = seg.table[doc]
     entry = (tree_sum([seg.terms[bt].score(tf[bt], fl) for bt in btexts]), -(seg.offset + doc))
     if len(items) == limit and entry <= items[0]:
@@ -424,8 +441,8 @@ def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
     if not seg.certain:
         if not plists:
             plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
-        if last is not None:
-            plists[last.btext] = decode(block.values[j])
+        for bt, (block, j) in found.items():
+            plists[bt] = decode(block.values[j])
         if not has_phrase([plists[bt] for bt in btexts], slop):
             return
     if len(items) < limit:
