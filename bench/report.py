@@ -374,12 +374,25 @@ def _before_after(d: dict) -> list[str]:
 
     rows = [[label.split(" (")[0], *[cell(lat, kind) for pair in cols for lat in pair]]
             for kind, label in KIND_LABELS]
+    if all("index_mb" in lat for pair in cols for lat in pair):
+        rows.append(["index size (MB)", *[f(lat["index_mb"], 0) for pair in cols for lat in pair]])
     loads = [x for r in d["sizes"] for lat in (r["majlis"], r.get("majlis_optimized", {}))
              for x in lat.get("loadavg_1m", ())]
     load_note = (f" The 1-minute load average while majlis was timed: {f(min(loads), 1)}–{f(max(loads), 1)} "
                  f"(2 cores)." if loads else "")
-    return ["", f"Before and after this code (the results this run replaced, {prev['created']}, against this run; "
-            f"same corpus, same queries):{load_note}", "", table(head, rows)]
+    out = ["", f"Before and after this code (the results this run replaced, {prev['created']}, against this run; "
+           f"same corpus, same queries):{load_note}", "", table(head, rows)]
+    costs = []
+    if prev.get("segments_per_s"):
+        costs.append(f"indexing the archive {f(prev['segments_per_s'], 0)} segments/s before, "
+                     f"{f(d['indexing']['majlis']['segments_per_s'], 0)} now")
+    old_opt = before.get(last["hours"], {}).get("majlis_optimized", {}).get("optimize_s")
+    if old_opt and "majlis_optimized" in last:
+        costs.append(f"merging it into one segment {f(old_opt, 0)} s before, "
+                     f"{f(last['majlis_optimized']['optimize_s'], 0)} s now")
+    if costs:
+        out += ["", "What it cost: " + "; ".join(costs) + "."]
+    return out
 
 
 def _then_and_now(d: dict) -> list[str]:

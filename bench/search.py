@@ -335,9 +335,14 @@ def previous_run(out_dir: Path) -> dict | None:
     def pick(lat: dict) -> dict:
         return {k: {s: lat[k][s] for s in ("p50_ms", "p99_ms")} for k in kinds if k in lat}
 
+    def cost(lat: dict) -> dict:  # what an index change costs: disk, and the time to merge segments
+        return {k: lat[k] for k in ("index_mb", "optimize_s") if k in lat}
+
     return {"created": old.get("created"),
-            "sizes": [{"hours": r["hours"], "majlis": pick(r["majlis"]),
-                       **({"majlis_optimized": pick(r["majlis_optimized"])} if "majlis_optimized" in r else {})}
+            "segments_per_s": old.get("indexing", {}).get("majlis", {}).get("segments_per_s"),
+            "sizes": [{"hours": r["hours"], "majlis": {**pick(r["majlis"]), **cost(r["majlis"])},
+                       **({"majlis_optimized": {**pick(r["majlis_optimized"]), **cost(r["majlis_optimized"])}}
+                          if "majlis_optimized" in r else {})}
                       for r in old["sizes"]]}
 
 

@@ -16,6 +16,7 @@ from whoosh.query import Phrase, Term
 import majlis.fastscore as fs
 import majlis.index as mi
 import majlis.phrase as ph
+import majlis.postings as postings
 from majlis.index import Index, speaker_key
 from majlis.matching import parse_query
 from majlis.types import Segment, Transcript
@@ -131,6 +132,15 @@ def test_top_phrase_gives_whooshs_documents_order_and_scores(archive, monkeypatc
             assert fast == slow, (query, limit, speakers)
             found += len(fast)
     assert found > 500  # most of these phrases are in the archive
+
+
+def test_block_headers_kept_between_searches_give_the_same_hits(archive, monkeypatch):
+    """Headers parsed by one search serve the next; with room for one word only, every search both reuses
+    and drops some."""
+    monkeypatch.setattr(postings, "HEADS_KEPT", 1)
+    for _ in range(2):
+        for query in PHRASES:
+            assert fast_top(archive, query, 20) == whoosh_top(archive, query, 20), query
 
 
 def test_index_search_with_the_fast_path_equals_whooshs_own(archive, monkeypatch):

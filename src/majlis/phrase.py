@@ -19,7 +19,8 @@ has hundreds of candidates that hold both words but not the phrase, and only pos
 whoosh's blocks, rule them out. So the index also holds every pair of adjacent words as one term
 (`Pairs`, the `pairs` field of index.SCHEMA), and an exact phrase takes its candidates from the pairs'
 posting lists: for two words these are exactly the documents holding the phrase, and no positions are
-read at all; for more, they are few. An index written before that field keeps the path above.
+read at all; for more, they are few. Then only the rarest word is read for every candidate, and every
+other word is bounded from its headers as in 2. An index written before that field keeps the path above.
 
 A match scores as whoosh scores it: the BM25F score of each of the phrase's words (a repeated word counts
 each time), added in the order of whoosh's binary tree of intersection matchers. Hits, order and scores
@@ -29,19 +30,18 @@ None, and the caller runs whoosh's query instead.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from heapq import heappush, heapreplace
 from itertools import accumulate
-from pickle import dumps, loads
-from struct import Struct
-from weakref import WeakKeyDictionary
+from pickle import loads
 
 from whoosh.analysis import Filter
 from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.formats import Positions
 from whoosh.scoring import BM25F
 
-from .fastscore import Block, Weighting, bm25_params, lengths, lengths_array, term_postings, value_bytes
+from .fastscore import Weighting, bm25_params, lengths, lengths_array, term_postings, value_bytes
+from .postings import TermPostings
 
 # A bound and an exact score are different float expressions: a candidate is given up only when its bound
 # is below the N-th best score by more than rounding could explain.
@@ -49,11 +49,6 @@ _MARGIN = 1e-9
 # From this many candidates on, their bounds are computed and sorted with numpy when the caller allows it
 # (see Index.search: importing numpy takes ~0.1 s); below it plain Python is as quick.
 NUMPY_FROM = 1_000
-_INT = Struct("!i")
-# Block headers parsed, per posting file, for the words searched most recently: the commonest words come
-# back in query after query, and parsing "the"'s 1,500 headers took several milliseconds each time.
-HEADS_KEPT = 256
-_HEADS: WeakKeyDictionary = WeakKeyDictionary()
 PAIRS = "pairs"  # the field of word pairs (index.SCHEMA)
 
 
@@ -116,128 +111,6 @@ def _decoder(fmt):
     return lambda v: fmt.decode_positions(value_bytes(v))
 
 
-class _Term:
-    """One word's postings in one whoosh segment: the posting list read in one piece, each block decoded
-    when first needed (fastscore.Block)."""
-
-    def __init__(self, btext: bytes, matcher, df: int, bm25: tuple[float, float, float, float]):
-        self.btext, self.matcher, self.df, self.bm25 = btext, matcher, df, bm25
-        self._heads: tuple[list[tuple[int, int, int, bool]], list[int], list[float]] | None = None
-        self._data = b""
-        self._blocks: dict[int, Block] = {}
-        # read_all's documents in order: their weights, and where each one's value is
-        self.ids: list[int] = []
-        self.weights: list[float] = []
-        self._rows: list[int] | None = None  # row in the unfiltered list, when some were left out
-        self._starts: list[int] = []  # first unfiltered row of each block read
-        self._read: list[Block] = []
-
-    def score(self, tf: float, fl: float) -> float:
-        idf, avgfl, b, k1 = self.bm25  # whoosh.scoring.bm25, term for term: the same float
-        return idf * ((tf * (k1 + 1)) / (tf + k1 * ((1 - b) + b * fl / avgfl)))
-
-    def heads(self) -> tuple[list[tuple[int, int, int, bool]], list[int], list[float]]:
-        """Each block's (data start, data end, postings, compressed), last document and best weight, from
-        the block headers alone. The posting list is read in one piece (one read, not one per block);
-        a block is its length (negative for the last one), a pickled header, then its data."""
-        if self._heads is None:
-            m = self.matcher
-            base, size = m._startoffset, m._length
-            size = size[0] if isinstance(size, tuple) else size  # W3TermInfo reads it as a 1-tuple
-            self._data = data = m._postfile.get(base, size)
-            kept = _HEADS.setdefault(m._postfile, {})
-            self._heads = kept.get(base)
-            if self._heads is not None:
-                return self._heads
-            at = m._baseoffset - base
-            where, maxids, maxweights = [], [], []
-            while True:
-                length = _INT.unpack_from(data, at)[0]
-                end = at + 4 + abs(length)
-                try:
-                    info = loads(data[at + 4:end])  # the header; unpickling stops at its end
-                    header = dumps(info, 2)
-                except Exception:  # not a header as whoosh 2.7 writes it: whoosh reads it below
-                    info, header = None, b""
-                if info is not None and data[at + 4:at + 4 + len(header)] == header:
-                    start = at + 4 + len(header)
-                else:  # not written as we would write it: let whoosh find where the data starts
-                    m._goto(base + at)
-                    start = m._dataoffset - base
-                    info = (m._blocklength, m._maxid, m._maxweight, m._compression)
-                n, maxid, maxweight, compression = info[:4]
-                where.append((start, end, n, bool(compression)))
-                maxids.append(maxid)
-                maxweights.append(maxweight)
-                if length < 0:
-                    break
-                at = end
-            self._heads = (where, maxids, maxweights)
-            if len(kept) >= HEADS_KEPT:
-                del kept[next(iter(kept))]  # the oldest
-            kept[base] = self._heads
-        return self._heads
-
-    def block(self, k: int) -> Block:
-        found = self._blocks.get(k)
-        if found is None:
-            start, end, n, compressed = self.heads()[0][k]
-            found = self._blocks[k] = Block(self._data[start:end], n, compressed, self.matcher._byteids)
-        return found
-
-    def posting(self, doc: int) -> tuple[Block, int] | None:
-        """The block holding `doc` and its row there, or None; only that block is decoded."""
-        maxids = self.heads()[1]
-        k = bisect_left(maxids, doc)
-        if k == len(maxids):
-            return None
-        block = self.block(k)
-        j = bisect_left(block.ids, doc)
-        return (block, j) if j < len(block.ids) and block.ids[j] == doc else None
-
-    def postings(self, docs: list[int]) -> list[tuple[Block, int] | None]:
-        """posting() for each of `docs` (sorted), each block that can hold one decoded once."""
-        maxids = self.heads()[1]
-        out, k = [], -1
-        for d in docs:
-            if k < 0 or d > maxids[k]:
-                k = bisect_left(maxids, d, max(k, 0))
-                if k == len(maxids):
-                    out.extend([None] * (len(docs) - len(out)))
-                    break
-                block = self.block(k)
-                ids, n = block.ids, len(block.ids)
-            j = bisect_left(ids, d)
-            out.append((block, j) if j < n and ids[j] == d else None)
-        return out
-
-    def read_all(self, keep) -> None:
-        """Every posting's document and weight (values stay in their blocks until asked for)."""
-        row = 0
-        if keep is not None:
-            self._rows = []
-        for k in range(len(self.heads()[0])):
-            block = self.block(k)
-            self._starts.append(row)
-            self._read.append(block)
-            if keep is None:
-                self.ids.extend(block.ids)
-                self.weights.extend(block.weights)
-            else:
-                for j, (d, w) in enumerate(zip(block.ids, block.weights)):
-                    if keep(d):
-                        self.ids.append(d)
-                        self.weights.append(w)
-                        self._rows.append(row + j)
-            row += len(block.ids)
-
-    def value(self, i: int):
-        """The value of read_all's i-th document."""
-        row = i if self._rows is None else self._rows[i]
-        k = bisect_right(self._starts, row) - 1
-        return self._read[k].values[row - self._starts[k]]
-
-
 def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
     """The documents of one whoosh segment holding every one of these pairs, sorted ([] if one is absent)."""
     docs, fmt = None, reader.schema[PAIRS].format
@@ -247,7 +120,7 @@ def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
             return []
         matcher = found[0]
         if isinstance(matcher, W3LeafMatcher):
-            term = _Term(bt, matcher, found[1], (0.0, 1.0, 0.0, 0.0))
+            term = TermPostings(bt, matcher, found[1], (0.0, 1.0, 0.0, 0.0))
             term.read_all(keep if docs is None else None)
             ids = term.ids
         else:  # a posting list this short is kept inline in the term's entry: read it as whoosh does
@@ -269,7 +142,7 @@ class _Segment:
         self.ok = True
         # Candidates from the pairs of a two-word phrase are the documents holding it: no positions needed.
         self.certain = pairs is not None and len(btexts) == 2
-        self.terms: dict[bytes, _Term] = {}
+        self.terms: dict[bytes, TermPostings] = {}
         for bt in btexts:
             if bt not in self.terms:
                 found = term_postings(reader, fieldname, bt, fmt)
@@ -278,7 +151,7 @@ class _Segment:
                 if not isinstance(found[0], W3LeafMatcher):
                     self.ok = False
                     return
-                self.terms[bt] = _Term(bt, *found, bm25_params(searcher, fieldname, bt))
+                self.terms[bt] = TermPostings(bt, *found, bm25_params(searcher, fieldname, bt))
         self.table = lengths(reader, fieldname)
         if self.table is None:
             self.ok = False
