@@ -113,14 +113,16 @@ def _decoder(fmt):
 
 def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
     """The documents of one whoosh segment holding every one of these pairs, sorted ([] if one is absent)."""
-    docs, fmt = None, reader.schema[PAIRS].format
-    for bt in sorted(set(btexts), key=lambda b: reader.doc_frequency(PAIRS, b)):
+    fmt, lists = reader.schema[PAIRS].format, []
+    for bt in set(btexts):
         found = term_postings(reader, PAIRS, bt, fmt)
         if found is None:
             return []
-        matcher = found[0]
+        lists.append((found[1], bt, found[0]))
+    docs = None
+    for df, bt, matcher in sorted(lists, key=lambda x: x[:2]):  # the shortest list first
         if isinstance(matcher, W3LeafMatcher):
-            term = TermPostings(bt, matcher, found[1], (0.0, 1.0, 0.0, 0.0))
+            term = TermPostings(bt, matcher, df, (0.0, 1.0, 0.0, 0.0))
             term.read_all(keep if docs is None else None)
             ids = term.ids
         else:  # a posting list this short is kept inline in the term's entry: read it as whoosh does
