@@ -75,8 +75,8 @@ class TermPostings:
                     break
                 at = end
             self._heads = (where, maxids, maxweights)
-            if len(kept) >= HEADS_KEPT:
-                kept.pop(next(iter(kept), None), None)  # the oldest (another Index in another thread may race)
+            while kept and len(kept) >= HEADS_KEPT:  # the oldest go (another Index in another thread may race)
+                kept.pop(next(iter(kept), None), None)
             kept[base] = self._heads
         return self._heads
 
