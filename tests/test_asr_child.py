@@ -115,10 +115,10 @@ def test_interrupt_stops_a_long_recording_at_once(tmp_path, whole_group):
             "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
-    while not _children(proc.pid) and time.time() < deadline:
+    while not _asr_children(proc.pid) and time.time() < deadline:  # not ffmpeg, which comes first
         time.sleep(0.2)
     child_pids = _children(proc.pid)
-    assert child_pids, "the ASR child process never started"
+    assert _asr_children(proc.pid), "the ASR child process never started"
     time.sleep(3)  # well inside the recording (about 40 s of work)
     (os.killpg if whole_group else os.kill)(proc.pid, signal.SIGINT)
     started = time.time()
@@ -136,6 +136,18 @@ def _children(pid: int) -> list[int]:
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
+
+
+def _asr_children(pid: int) -> list[int]:
+    found = []
+    for child in _children(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"majlis.asr.child" in f.read():
+                    found.append(child)
+        except OSError:
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:

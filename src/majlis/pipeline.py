@@ -163,10 +163,10 @@ def transcribe_file(
         asr_future = pool.submit(asr_stage, engines, samples, hook)
         try:
             diarization = diarize_stage(engines, samples, options, hook)
+            asr_result = asr_future.result()
         except KeyboardInterrupt:
             engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
             raise
-        asr_result = asr_future.result()
     naming = naming_stage(samples, diarization, options)
     return assemble(
         episode=episode or Path(path).stem,
