@@ -114,7 +114,7 @@ def fast_top(ix: Index, query: str, limit: int, speakers=()):
         allow = None
         if speakers:
             allow = set(searcher.docs_for_query(Term("speaker_key", speaker_key(speakers[0]))))
-        return ph.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow)
+        return ph.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow, pairs_field=ph.PAIRS)
 
     return ix._search_with(run)
 

@@ -308,7 +308,7 @@ class Index:
                     top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow, use_numpy=use_numpy)
                 else:
                     top = phrase.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow,
-                                            use_numpy=use_numpy)
+                                            use_numpy=use_numpy, pairs_field=phrase.PAIRS)
             if top is None:
                 top = [(r.score, r.docnum) for r in searcher.search(q, filter=combined, limit=limit)]
             return [self._hit(searcher.stored_fields(docnum), score, leaves) for score, docnum in top]

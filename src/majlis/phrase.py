@@ -111,11 +111,11 @@ def _decoder(fmt):
     return lambda v: fmt.decode_positions(value_bytes(v))
 
 
-def _pair_docs(reader, btexts: list[bytes], keep) -> list[int]:
+def _pair_docs(reader, field: str, btexts: list[bytes], keep) -> list[int]:
     """The documents of one whoosh segment holding every one of these pairs, sorted ([] if one is absent)."""
-    fmt, lists = reader.schema[PAIRS].format, []
+    fmt, lists = reader.schema[field].format, []
     for bt in set(btexts):
-        found = term_postings(reader, PAIRS, bt, fmt)
+        found = term_postings(reader, field, bt, fmt)
         if found is None:
             return []
         lists.append((found[1], bt, found[0]))
@@ -137,7 +137,8 @@ class _Segment:
     """One whoosh segment's candidates: the documents holding every pair of the phrase, or (an index without
     pairs) every phrase word but the commonest one."""
 
-    def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow, pairs: list[bytes] | None):
+    def __init__(self, searcher, sub, offset, fieldname, btexts, fmt, allow,
+                 pairs: tuple[str, list[bytes]] | None):
         reader = sub.reader()
         self.offset = offset
         self.docs: list[int] = []
@@ -169,7 +170,7 @@ class _Segment:
         if pairs is not None:
             # The rarest word weighs most in a score: it is read for every candidate, so that the bounds
             # stay tight; the commoner ones count as their blocks' best weights until a candidate is looked at.
-            docs = _pair_docs(reader, pairs, keep)
+            docs = _pair_docs(reader, *pairs, keep)
             order, self.bounded = order[:1], order[1:]
         else:
             self.bounded = [order.pop()] if len(order) > 1 else []
@@ -234,9 +235,10 @@ class _Segment:
 
 
 def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: set[int] | None = None, *,
-               use_numpy: bool = True):
+               use_numpy: bool = True, pairs_field: str | None = None):
     """[(score, docnum)] of the `limit` best documents holding the phrase, best first, as whoosh's
-    TopCollector ranks Phrase(fieldname, words, slop); None when this searcher is not one this can read."""
+    TopCollector ranks Phrase(fieldname, words, slop); None when this searcher is not one this can read.
+    `pairs_field`: the field holding `fieldname`'s word pairs (Pairs), where the index has one."""
     if type(searcher.weighting) not in (BM25F, Weighting) or slop < 1 or len(words) < 2:
         return None
     field = searcher.schema[fieldname]
@@ -248,8 +250,9 @@ def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: se
     except ValueError:
         return None
     pairs = None
-    if slop == 1 and PAIRS in searcher.schema:
-        pairs = [searcher.schema[PAIRS].to_bytes(pair(a, b)) for a, b in zip(words, words[1:])]
+    if slop == 1 and pairs_field is not None and pairs_field in searcher.schema:
+        to_bytes = searcher.schema[pairs_field].to_bytes
+        pairs = (pairs_field, [to_bytes(pair(a, b)) for a, b in zip(words, words[1:])])
     segments = []
     for sub, offset in searcher.leaf_searchers():
         seg = _Segment(searcher, sub, offset, fieldname, btexts, fmt, allow, pairs)
