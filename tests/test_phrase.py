@@ -183,6 +183,27 @@ def test_two_word_phrases_read_no_positions_where_the_index_has_pairs(archive, m
         assert decoded
 
 
+def test_longer_phrases_read_positions_only_where_an_inner_word_repeats(tmp_path, monkeypatch):
+    """With pairs, a candidate holding its inner words once holds the phrase; the others are checked."""
+    texts = ["alpha beta gamma"] * 5 + ["alpha beta delta beta gamma"] * 3 + ["alpha beta gamma beta"] * 2
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("inner", "inner.mp3", 200.0, "en", {}, SPEAKERS, tuple(
+        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
+        for i, t in enumerate(texts)))])
+    decoded = []
+    decoder = ph._decoder
+
+    def counting(fmt):
+        decode = decoder(fmt)
+        return lambda v: decoded.append(1) or decode(v)
+
+    monkeypatch.setattr(ph, "_decoder", counting)
+    fast = fast_top(ix, '"alpha beta gamma"', 20)
+    assert fast == whoosh_top(ix, '"alpha beta gamma"', 20)
+    assert len(fast) == 7  # not the three with "beta delta beta" between
+    assert len(decoded) == 3 * 5  # each word's positions, in the five segments where "beta" is said twice
+
+
 def test_pairs_are_adjacent_analysed_words():
     pairs = [t.text for t in mi.SCHEMA[ph.PAIRS].analyzer("It's al-Qaeda's   fighters. The the")]
     assert pairs == ["it s", "s al", "al qaeda", "qaeda s", "s fighter", "fighter the", "the the"]

@@ -20,7 +20,10 @@ whoosh's blocks, rule them out. So the index also holds every pair of adjacent w
 (`Pairs`, the `pairs` field of index.SCHEMA), and an exact phrase takes its candidates from the pairs'
 posting lists: for two words these are exactly the documents holding the phrase, and no positions are
 read at all; for more, they are few. Then only the rarest word is read for every candidate, and every
-other word is bounded from its headers as in 2. An index written before that field keeps the path above.
+other word is bounded from its headers as in 2; a candidate looked at reads those words rarest first, and
+is given up as soon as the weights read so far put it out of the top N. A candidate whose inner words are
+each said once holds the phrase (each pair must use that one occurrence): its positions are not read.
+An index written before that field keeps the path above.
 
 A match scores as whoosh scores it: the BM25F score of each of the phrase's words (a repeated word counts
 each time), added in the order of whoosh's binary tree of intersection matchers. Hits, order and scores
@@ -36,12 +39,11 @@ from itertools import accumulate
 from pickle import loads
 
 from whoosh.analysis import Filter
-from whoosh.codec.whoosh3 import W3LeafMatcher
 from whoosh.formats import Positions
 from whoosh.scoring import BM25F
 
-from .fastscore import Weighting, bm25_params, lengths, lengths_array, term_postings, value_bytes
-from .postings import TermPostings
+from .fastscore import Weighting, bm25_params, lengths, lengths_array, value_bytes
+from .postings import TermPostings, find, readable
 
 # A bound and an exact score are different float expressions: a candidate is given up only when its bound
 # is below the N-th best score by more than rounding could explain.
@@ -115,18 +117,19 @@ def _pair_docs(reader, field: str, btexts: list[bytes], keep) -> list[int]:
     """The documents of one whoosh segment holding every one of these pairs, sorted ([] if one is absent)."""
     fmt, lists = reader.schema[field].format, []
     for bt in set(btexts):
-        found = term_postings(reader, field, bt, fmt)
+        found = find(reader, field, bt, fmt)
         if found is None:
             return []
-        lists.append((found[1], bt, found[0]))
+        lists.append((found.df, bt, found) if isinstance(found, TermPostings) else (len(found[0]), bt, found[0]))
     docs = None
-    for df, bt, matcher in sorted(lists, key=lambda x: x[:2]):  # the shortest list first
-        if isinstance(matcher, W3LeafMatcher):
-            term = TermPostings(bt, matcher, df, (0.0, 1.0, 0.0, 0.0))
+    for _, _, term in sorted(lists, key=lambda x: x[:2]):  # the shortest list first
+        if not isinstance(term, TermPostings):  # kept inside the term's entry (whoosh inlines one posting)
+            ids = [d for d in term if docs is not None or keep is None or keep(d)]
+        elif docs is not None and len(docs) * 8 < term.df:  # few candidates left: only their blocks
+            ids = [d for d, p in zip(docs, term.postings(docs)) if p is not None]
+        else:
             term.read_all(keep if docs is None else None)
             ids = term.ids
-        else:  # a posting list this short is kept inline in the term's entry: read it as whoosh does
-            ids = [d for d in matcher.all_ids() if docs is not None or keep is None or keep(d)]
         docs = ids if docs is None else sorted(set(docs).intersection(ids))
         if not docs:
             break
@@ -145,16 +148,22 @@ class _Segment:
         self.ok = True
         # Candidates from the pairs of a two-word phrase are the documents holding it: no positions needed.
         self.certain = pairs is not None and len(btexts) == 2
+        # Longer: a candidate holding each inner word once holds the phrase too, since every pair around
+        # that word must use its one occurrence (a weight is occurrences x field boost, so only at boost 1).
+        self.inner = btexts[1:-1] if pairs is not None and fmt.field_boost == 1.0 else None
         self.terms: dict[bytes, TermPostings] = {}
+        if not readable(reader):
+            self.ok = False
+            return
         for bt in btexts:
             if bt not in self.terms:
-                found = term_postings(reader, fieldname, bt, fmt)
+                found = find(reader, fieldname, bt, fmt, bm25_params(searcher, fieldname, bt))
                 if found is None:
                     return  # as Phrase.matcher: a word this segment lacks, no match in it
-                if not isinstance(found[0], W3LeafMatcher):
+                if not isinstance(found, TermPostings):  # whoosh reads a one-posting word better
                     self.ok = False
                     return
-                self.terms[bt] = TermPostings(bt, *found, bm25_params(searcher, fieldname, bt))
+                self.terms[bt] = found
         self.table = lengths(reader, fieldname)
         if self.table is None:
             self.ok = False
@@ -304,19 +313,21 @@ def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
         plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
         if not _maybe([(k, plists[bt]) for k, bt in enumerate(btexts) if bt in plists]):
             return  # the rarer words alone rule it out: the commonest word's block is not decoded
+    fl = seg.table[doc]
     tf = {bt: seg.tf(bt, i) for bt in seg.rows}
     found = {}
-    for term in seg.bounded:
+    for k, term in enumerate(seg.bounded):  # rarest first: its weight may rule the candidate out already
         found[term.btext] = term.posting(doc)
         if found[term.btext] is None:
             return
         block, j = found[term.btext]
         tf[term.btext] = block.weights[j]
-    fl = seg.table[doc]
+        if len(items) == limit and k + 1 < len(seg.bounded) and _below(seg, doc, btexts, tf, fl, items[0][0]):
+            return
     entry = (tree_sum([seg.terms[bt].score(tf[bt], fl) for bt in btexts]), -(seg.offset + doc))
     if len(items) == limit and entry <= items[0]:
         return  # could not enter even with the phrase there: its positions are not read
-    if not seg.certain:
+    if not seg.certain and not (seg.inner and all(tf[bt] == 1.0 for bt in seg.inner)):
         if not plists:
             plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
         for bt, (block, j) in found.items():
@@ -327,3 +338,15 @@ def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
         heappush(items, entry)
     else:
         heapreplace(items, entry)
+
+
+def _below(seg: _Segment, doc: int, btexts, tf: dict, fl: float, best: float) -> bool:
+    """Whether the candidate's bound, with the weights known so far, is below the N-th best score."""
+    bound = 0.0
+    for bt in btexts:
+        w = tf.get(bt)
+        if w is None:  # not read yet: the best weight of its block (the candidate's block exists: bounds())
+            maxids, maxweights = seg.terms[bt].heads()[1:]
+            w = maxweights[bisect_left(maxids, doc)]
+        bound += seg.terms[bt].score(w, fl)
+    return bound * (1 + _MARGIN) + _MARGIN < best

@@ -9,6 +9,9 @@ from pickle import dumps, loads
 from struct import Struct
 from weakref import WeakKeyDictionary
 
+from whoosh.codec.whoosh3 import WHOOSH3_HEADER_MAGIC, W3LeafMatcher, W3TermsReader
+from whoosh.reading import TermNotFound
+
 from .fastscore import Block
 
 _INT = Struct("!i")
@@ -18,12 +21,38 @@ HEADS_KEPT = 256
 _HEADS: WeakKeyDictionary = WeakKeyDictionary()
 
 
+def readable(reader) -> bool:
+    """Whether find() can read this whoosh segment's terms (whoosh 2.7's W3 codec)."""
+    return isinstance(getattr(reader, "_terms", None), W3TermsReader)
+
+
+def find(reader, fieldname: str, btext: bytes, fmt, bm25=None):
+    """A word's postings in one whoosh segment (`readable`): a TermPostings; (ids, weights, values) for a
+    list so short that whoosh keeps it inside the term's entry; None where the segment lacks the word.
+    One look-up, and nothing else read: whoosh's matcher() looks the term up once more for `in` and
+    doc_frequency(), and reads the first block's header as it starts (at 20 segments and five words a
+    phrase, that was about 4 ms)."""
+    terms = reader._terms
+    try:
+        info = terms.term_info(fieldname, btext)
+    except TermNotFound:
+        return None
+    if info.is_inlined():
+        return info.inlined_postings()
+    offset, length = info.extent()
+    return TermPostings(btext, terms._postfile, offset, length, fmt, info.doc_frequency(), bm25)
+
+
 class TermPostings:
     """One word's postings in one whoosh segment: the posting list read in one piece, each block decoded
-    when first needed (fastscore.Block)."""
+    when first needed (fastscore.Block). `bm25`: what score() needs (fastscore.bm25_params), where it is
+    called."""
 
-    def __init__(self, btext: bytes, matcher, df: int, bm25: tuple[float, float, float, float]):
-        self.btext, self.matcher, self.df, self.bm25 = btext, matcher, df, bm25
+    def __init__(self, btext: bytes, postfile, offset: int, length, fmt, df: int,
+                 bm25: tuple[float, float, float, float] | None = None):
+        self.btext, self.df, self.bm25 = btext, df, bm25
+        self._postfile, self._offset, self._fmt = postfile, offset, fmt
+        self._length = length[0] if isinstance(length, tuple) else length  # W3TermInfo reads it as a 1-tuple
         self._heads: tuple[list[tuple[int, int, int, bool]], list[int], list[float]] | None = None
         self._data = b""
         self._blocks: dict[int, Block] = {}
@@ -43,15 +72,15 @@ class TermPostings:
         the block headers alone. The posting list is read in one piece (one read, not one per block);
         a block is its length (negative for the last one), a pickled header, then its data."""
         if self._heads is None:
-            m = self.matcher
-            base, size = m._startoffset, m._length
-            size = size[0] if isinstance(size, tuple) else size  # W3TermInfo reads it as a 1-tuple
-            self._data = data = m._postfile.get(base, size)
-            kept = _HEADS.setdefault(m._postfile, {})
+            base = self._offset
+            self._data = data = self._postfile.get(base, self._length)
+            kept = _HEADS.setdefault(self._postfile, {})
             self._heads = kept.get(base)
             if self._heads is not None:
                 return self._heads
-            at = m._baseoffset - base
+            if data[:4] != WHOOSH3_HEADER_MAGIC:
+                W3LeafMatcher(self._postfile, base, self._length, self._fmt)  # raises whoosh's own error
+            at = 4
             where, maxids, maxweights = [], [], []
             while True:
                 length = _INT.unpack_from(data, at)[0]
@@ -64,6 +93,7 @@ class TermPostings:
                 if info is not None and data[at + 4:at + 4 + len(header)] == header:
                     start = at + 4 + len(header)
                 else:  # not written as we would write it: let whoosh find where the data starts
+                    m = W3LeafMatcher(self._postfile, base, self._length, self._fmt)
                     m._goto(base + at)
                     start = m._dataoffset - base
                     info = (m._blocklength, m._maxid, m._maxweight, m._compression)
@@ -84,7 +114,7 @@ class TermPostings:
         found = self._blocks.get(k)
         if found is None:
             start, end, n, compressed = self.heads()[0][k]
-            found = self._blocks[k] = Block(self._data[start:end], n, compressed, self.matcher._byteids)
+            found = self._blocks[k] = Block(self._data[start:end], n, compressed)
         return found
 
     def posting(self, doc: int) -> tuple[Block, int] | None:
