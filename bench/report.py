@@ -90,9 +90,11 @@ def pipeline(d: dict) -> str:
         ["peak RSS, diarizer alone", mm(s["diarize_peak_rss_mb"], 0, " MB"), "", ""],
     ]
     loads = [x for r in d["rounds"] for k in ("pipeline", "asr", "diarize") for x in r[k].get("loadavg_1m", ())]
+    busy = loads and max(loads) > d["machine"]["cpus"]  # more than the measured processes' own load
     load_note = (f" The machine's 1-minute load average during these runs was {f(min(loads), 1)}–{f(max(loads), 1)} "
-                 f"on {d['machine']['cpus']} cores (other work running), so wall times carry contention; CPU "
-                 f"times do not." if loads else "")
+                 f"on {d['machine']['cpus']} cores" + (" (other work running), so wall times carry contention; CPU "
+                 "times do not." if busy else ", the measured processes' own load: nothing else ran beside them.")
+                 if loads else "")
     out = [f"Audio: `{d['audio']}`, {f(d['duration_s'] / 60, 1)} min. Medians over {runs} round"
            f"{'s' * (runs != 1)} (min–max in brackets); each measurement is a fresh process.{load_note}",
            "", table(["measure", "result", "target", ""], rows)]
