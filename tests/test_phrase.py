@@ -164,7 +164,8 @@ def test_index_search_with_the_fast_path_equals_whooshs_own(archive, monkeypatch
     assert any(fast)
 
 
-def test_two_word_phrases_read_no_positions_where_the_index_has_pairs(archive, monkeypatch):
+def count_decodes(monkeypatch) -> list:
+    """A list that grows by one for every position list top_phrase decodes."""
     decoded = []
     decoder = ph._decoder
 
@@ -173,6 +174,11 @@ def test_two_word_phrases_read_no_positions_where_the_index_has_pairs(archive, m
         return lambda v: decoded.append(1) or decode(v)
 
     monkeypatch.setattr(ph, "_decoder", counting)
+    return decoded
+
+
+def test_two_word_phrases_read_no_positions_where_the_index_has_pairs(archive, monkeypatch):
+    decoded = count_decodes(monkeypatch)
     two = [q for q in PHRASES if len(parse_query(q, mi.SCHEMA).words) == 2 and not q.endswith(("~2", "~3"))]
     assert len(two) >= 10
     for query in two:
@@ -190,14 +196,7 @@ def test_longer_phrases_read_positions_only_where_an_inner_word_repeats(tmp_path
     ix.add([Transcript("inner", "inner.mp3", 200.0, "en", {}, SPEAKERS, tuple(
         Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
         for i, t in enumerate(texts)))])
-    decoded = []
-    decoder = ph._decoder
-
-    def counting(fmt):
-        decode = decoder(fmt)
-        return lambda v: decoded.append(1) or decode(v)
-
-    monkeypatch.setattr(ph, "_decoder", counting)
+    decoded = count_decodes(monkeypatch)
     fast = fast_top(ix, '"alpha beta gamma"', 20)
     assert fast == whoosh_top(ix, '"alpha beta gamma"', 20)
     assert len(fast) == 7  # not the three with "beta delta beta" between
