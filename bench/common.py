@@ -209,12 +209,26 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def write_result(name: str, data: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": name, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), **data}
+    data = {"benchmark": name, "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+            "code": code_version(), **data}
     path = out_dir / f"{name}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def code_version() -> str | None:
+    """The commit measured, "+changes" when majlis or the benchmarks differed from it: two runs of the same
+    code tell the machine's share of a difference from the code's."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench/*.py"], cwd=ROOT,
+                                 capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None  # not a git checkout
+    return head + ("+changes" if changed else "")
 
 
 def emit(report: dict[str, Any]) -> None:

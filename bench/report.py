@@ -383,12 +383,18 @@ def _before_after(d: dict) -> list[str]:
             for kind, label in KIND_LABELS]
     if all("index_mb" in lat for pair in cols for lat in pair):
         rows.append(["index size (MB)", *[f(lat["index_mb"], 0) for pair in cols for lat in pair]])
+    fts = [(before[r["hours"]].get("fts5"), r.get("fts5")) for r in d["sizes"] if r["hours"] in before]
+    if fts and all(b and n for b, n in fts):  # same SQLite code in both runs: the machine's share
+        rows.append(["SQLite FTS5, all three kinds (its code unchanged)",
+                     *[cell(lat, "all") for pair in fts for lat in pair],
+                     *["–"] * (len(head) - 1 - 2 * len(fts))])
     loads = [x for r in d["sizes"] for lat in (r["majlis"], r.get("majlis_optimized", {}))
              for x in lat.get("loadavg_1m", ())]
     load_note = (f" The 1-minute load average while majlis was timed: {f(min(loads), 1)}–{f(max(loads), 1)} "
                  f"(2 cores)." if loads else "")
-    out = ["", f"Before and after this code (the results this run replaced, {prev['created']}, against this run; "
-           f"same corpus, same queries):{load_note}", "", table(head, rows)]
+    codes = (f", code {prev['code']}", f" (code {d['code']})") if prev.get("code") and d.get("code") else ("", "")
+    out = ["", f"Before and after: the results this run replaced ({prev['created']}{codes[0]}) against this "
+           f"run's{codes[1]}; same corpus, same queries.{load_note}", "", table(head, rows)]
     costs = []
     if prev.get("segments_per_s"):
         costs.append(f"indexing the archive {f(prev['segments_per_s'], 0)} segments/s before, "

@@ -338,11 +338,13 @@ def previous_run(out_dir: Path) -> dict | None:
     def cost(lat: dict) -> dict:  # what an index change costs: disk, and the time to merge segments
         return {k: lat[k] for k in ("index_mb", "optimize_s") if k in lat}
 
-    return {"created": old.get("created"),
+    return {"created": old.get("created"), "code": old.get("code"),
             "segments_per_s": old.get("indexing", {}).get("majlis", {}).get("segments_per_s"),
             "sizes": [{"hours": r["hours"], "majlis": {**pick(r["majlis"]), **cost(r["majlis"])},
                        **({"majlis_optimized": {**pick(r["majlis_optimized"]), **cost(r["majlis_optimized"])}}
-                          if "majlis_optimized" in r else {})}
+                          if "majlis_optimized" in r else {}),
+                       # FTS5's code never changes: its before and after is the machine's share of a difference
+                       **({"fts5": pick(r["fts5"])} if "fts5" in r else {})}
                       for r in old["sizes"]]}
 
 
