@@ -13,6 +13,7 @@ the child maps as it is.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -65,6 +66,10 @@ def serve() -> None:
 
     while True:
         try:
+            # Started with Ctrl-C ignored (see ChildProcessAsr): one while the engine loaded was the parent's,
+            # which stops us. From here on it stops the recording in hand (below). Set inside the try, so
+            # that one arriving right after it is caught.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             path = inbox.recv()
         except EOFError:
             return
@@ -92,10 +97,15 @@ class ChildProcessAsr:
         # (a script without a main guard would start itself again).
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", "from majlis.asr.child import serve; serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-        )
+        argv = [sys.executable, "-c", "from majlis.asr.child import serve; serve()"]
+        if os.name == "posix":
+            # Ctrl-C ignored until the engine has loaded (serve): one while the interpreter starts, imports its
+            # libraries and loads the model printed a KeyboardInterrupt traceback from deep inside them beside
+            # the parent's one-line message. Set by a shell before exec, since an ignored signal stays ignored
+            # across it and Python then installs no handler: set from Python's first line, it left the
+            # interpreter's own start-up (~20 ms) open.
+            argv = ["/bin/sh", "-c", 'trap "" INT; exec "$@"', "sh", *argv]
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._outbox = Connection(os.dup(self._process.stdin.fileno()), readable=False)
         self._inbox = Connection(os.dup(self._process.stdout.fileno()), writable=False)
         self._process.stdin.close()
