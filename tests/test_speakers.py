@@ -167,6 +167,22 @@ def test_panel_named_by_voice(panel):
 
 
 @pytest.mark.slow
+def test_naming_takes_what_diarizing_kept_then_lets_the_recording_go(panel, monkeypatch):
+    from majlis.diarize import builtin
+
+    samples, _, diarizer = panel
+    analysed = []
+    real = builtin.frame_db
+    monkeypatch.setattr(builtin, "frame_db", lambda x, *a, **k: analysed.append(len(x)) or real(x, *a, **k))
+    diarization = diarizer.diarize(samples)
+    assert analysed.count(len(samples)) == 1
+    name_speakers(samples, diarization, enrollment_dir=SPEAKERS, names={})
+    assert analysed.count(len(samples)) == 1, "naming analysed the recording again"
+    # The cache held the recording itself: in a batch worker, a decoded file's mapping until the next file.
+    assert builtin._last == []
+
+
+@pytest.mark.slow
 def test_panel_manual_name_wins_and_missing_voice_is_unknown(panel, tmp_path):
     samples, truth, diarizer = panel
     diarization = diarizer.diarize(samples, num_speakers=4)
