@@ -203,6 +203,21 @@ def test_longer_phrases_read_positions_only_where_an_inner_word_repeats(tmp_path
     assert len(decoded) == 3 * 5  # each word's positions, in the five segments where "beta" is said twice
 
 
+def test_the_commonest_words_positions_are_read_last_and_only_if_the_others_fit(tmp_path, monkeypatch):
+    """"x the a the y" holds both pairs of "x the y" but not the phrase: x and y are four apart, so the
+    positions of "the", the commonest word (and the costliest block to decode), are never read there."""
+    texts = ["x the y"] * 2 + ["x the a the y"] * 3 + ["the b"] * 10 + ["y c"] * 2
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("common", "common.mp3", 200.0, "en", {}, SPEAKERS, tuple(
+        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
+        for i, t in enumerate(texts)))])
+    decoded = count_decodes(monkeypatch)
+    fast = fast_top(ix, '"x the y"', 20)
+    assert fast == whoosh_top(ix, '"x the y"', 20) and len(fast) == 2
+    # The two holding it say "the" once: no positions at all. The three others: x's and y's, not the's.
+    assert len(decoded) == 2 * 3
+
+
 def test_pairs_are_adjacent_analysed_words():
     pairs = [t.text for t in mi.SCHEMA[ph.PAIRS].analyzer("It's al-Qaeda's   fighters. The the")]
     assert pairs == ["it s", "s al", "al qaeda", "qaeda s", "s fighter", "fighter the", "the the"]

@@ -330,7 +330,12 @@ def _check(items, limit, seg: _Segment, i: int, btexts, slop, decode) -> None:
     if not seg.certain and not (seg.inner and all(tf[bt] == 1.0 for bt in seg.inner)):
         if not plists:
             plists = {bt: decode(seg.value(bt, i)) for bt in seg.rows}
+        # Rarest first, the commonest last: its block's positions cost the most to decode ("the" is said
+        # several times in most segments), and the rarer words' positions often rule the phrase out without.
         for bt, (block, j) in found.items():
+            if slop == 1 and len(plists) > 1 and not _maybe([(k, plists[w]) for k, w in enumerate(btexts)
+                                                              if w in plists]):
+                return
             plists[bt] = decode(block.values[j])
         if not has_phrase([plists[bt] for bt in btexts], slop):
             return
