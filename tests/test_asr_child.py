@@ -3,6 +3,7 @@ errors raised as they were, a killed child reported in one line, and no re-run o
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -88,6 +89,44 @@ def test_pipeline_uses_a_child_only_beside_a_diarizer():
     assert not isinstance(Engines.load(Options(asr="sphinx", diarizer="none")).asr, ChildProcessAsr)
     assert not isinstance(Engines.load(Options(asr="sphinx", diarizer="builtin"), side_by_side=False).asr,
                           ChildProcessAsr)
+
+
+@pytest.mark.parametrize("asr", ["sphinx", "auto"])
+def test_beside_a_diarizer_the_engine_loads_in_the_child_only(tmp_path, monkeypatch, caplog, asr):
+    # The child starts before the diarizer loads and loads the engine meanwhile; loading it here as well
+    # took a quarter of a second and its memory, for nothing. "auto" with no whisper weights warns once.
+    from majlis.asr import sphinx
+
+    built = []
+    real = sphinx.SphinxAsr.__init__
+    monkeypatch.setattr(sphinx.SphinxAsr, "__init__", lambda self, **kw: built.append(kw) or real(self, **kw))
+    with caplog.at_level(logging.WARNING, logger="majlis"):
+        engines = Engines.load(Options(asr=asr, model_dir=str(tmp_path), diarizer="builtin"))
+    try:
+        assert isinstance(engines.asr, ChildProcessAsr) and engines.describe()["asr"] == "sphinx:en-us"
+        assert built == []
+        warnings = [r.getMessage() for r in caplog.records if "using the offline sphinx engine" in r.getMessage()]
+        assert len(warnings) == (asr == "auto")
+    finally:
+        engines.close()
+
+
+def test_auto_without_whisper_weights_runs_sphinx_whatever_model_was_asked(tmp_path):
+    # sphinx refuses --model; a whisper model named but not here must not be handed on to it.
+    engines = Engines.load(Options(asr="auto", model="tiny", model_dir=str(tmp_path), diarizer="none"))
+    assert engines.describe() == {"asr": "sphinx:en-us", "diarizer": "none"}
+
+
+def test_a_diarizer_that_fails_to_load_takes_the_started_child_with_it(monkeypatch):
+    from majlis import pipeline
+
+    children = []
+    monkeypatch.setattr(pipeline, "get_diarizer", lambda *a, **k: (_ for _ in ()).throw(UsageError("no diarizer")))
+    real = ChildProcessAsr.__init__
+    monkeypatch.setattr(ChildProcessAsr, "__init__", lambda self, *a, **k: children.append(self) or real(self, *a, **k))
+    with pytest.raises(UsageError, match="no diarizer"):
+        Engines.load(Options(asr="sphinx", diarizer="builtin"))
+    assert len(children) == 1 and children[0]._process.wait(timeout=10) is not None
 
 
 def test_script_without_main_guard_runs_once(tmp_path, samples):

@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from . import align, audio
-from .asr import AsrEngine, AsrResult, get_asr
+from .asr import AsrEngine, AsrResult, engine_class, get_asr, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
 from .speakers import MATCH_THRESHOLD, Naming, name_speakers
 from .types import ProgressHook, Transcript
@@ -53,26 +53,37 @@ class Engines:
     def load(cls, options: Options, *, side_by_side: bool = True) -> "Engines":
         """`side_by_side`: ASR and diarization will run at the same time (transcribe_file does; batch
         workers run one stage after the other)."""
-        asr = get_asr(
-            options.asr,
-            model=options.model,
-            model_dir=options.model_dir,
-            language=options.language,
-            task=options.task,
-            device=options.device,
-        )
-        diarizer = None
-        if options.diarizer != "none":
-            diarizer = get_diarizer(
-                options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
-            )
-        respawn = getattr(asr, "respawn", None)
-        if side_by_side and diarizer is not None and getattr(asr, "holds_gil", False) and respawn:
-            # In a thread it would stall every line of Python the diarizer runs (see asr/child.py).
+        asr_options = dict(model=options.model, model_dir=options.model_dir, language=options.language,
+                           task=options.task, device=options.device)
+        planned = plan_asr(options.asr, **asr_options)
+        beside = side_by_side and options.diarizer != "none"
+        if beside and engine_class(planned).holds_gil:
+            # In a thread it would stall every line of Python the diarizer runs (see asr/child.py). Started
+            # first, its own process loads the engine while this one loads the diarizer.
             from .asr.child import ChildProcessAsr
 
-            asr = ChildProcessAsr(respawn[0], **respawn[1])
-            asr.name  # noqa: B018 - wait until it has loaded, and fail here if it cannot
+            asr = ChildProcessAsr(planned, language=options.language, task=options.task)
+        elif planned == "sphinx":  # by name: "auto" would weigh whisper's weights (and warn) again
+            asr = get_asr("sphinx", language=options.language, task=options.task)
+        else:
+            asr = get_asr(options.asr, **asr_options)
+        try:
+            diarizer = None
+            if options.diarizer != "none":
+                diarizer = get_diarizer(
+                    options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
+                )
+            respawn = getattr(asr, "respawn", None)
+            if beside and getattr(asr, "holds_gil", False) and respawn:  # whisper that fell back to sphinx
+                from .asr.child import ChildProcessAsr
+
+                asr = ChildProcessAsr(respawn[0], **respawn[1])
+            asr.name  # noqa: B018 - wait until a child has loaded, and fail here if it cannot
+        except BaseException:
+            close = getattr(asr, "close", None)
+            if close:
+                close()
+            raise
         return cls(asr, diarizer)
 
     def close(self) -> None:

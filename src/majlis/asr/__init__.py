@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class AsrEngine(Protocol):
         ...
 
 
-def get_asr(
+def plan_asr(
     name: str,
     *,
     model: str | None = None,
@@ -42,55 +42,77 @@ def get_asr(
     language: str | None = None,
     task: str = "transcribe",
     device: str | None = None,
-    decode_options: dict | None = None,
-) -> AsrEngine:
-    """Load the engine `name` ("auto" | "whisper" | "sphinx") once, for any number of recordings.
-
-    "auto" is whisper when its weights are on this machine (a checkpoint path, or a model already in the
-    download folder), else sphinx with one warning: it never waits on a download that cannot happen.
-    `decode_options` go to whisper's decoder as they are (e.g. sample_len).
-    """
+) -> str:
+    """The engine get_asr(name, ...) loads, "whisper" or "sphinx", decided without loading one, with the
+    errors of a choice that cannot work. "auto" is whisper when its weights are on this machine (a checkpoint
+    path, or a model already in the download folder), else sphinx with one warning: it never waits on a
+    download that cannot happen."""
     if task not in ("transcribe", "translate"):
         raise UsageError(f"unknown task {task!r}: use transcribe or translate")
     if name == "sphinx":
         if model is not None:
             raise UsageError("--model picks a whisper model; sphinx has only its bundled en-us model")
-        from .sphinx import SphinxAsr
+        from .sphinx import check
 
-        return SphinxAsr(language=language, task=task)
+        check(language, task)
+        return "sphinx"
     if name == "whisper":
-        from .whisper import WhisperAsr
-
-        return WhisperAsr(
-            model=model, model_dir=model_dir, language=language, task=task, device=device,
-            decode_options=decode_options,
-        )
+        return "whisper"
     if name == "auto":
         from . import whisper as w
 
         resolved = w.resolve_model(model, model_dir, device)
-        why = f"is not downloaded in {resolved.root}"
         if resolved.available:
-            try:
-                return w.WhisperAsr(
-                    model=model, model_dir=model_dir, language=language, task=task, device=device,
-                    decode_options=decode_options,
-                )
-            except ModelError as e:
-                if not resolved.official:
-                    raise  # the user named this checkpoint: say why it fails rather than swap engines
-                why = f"cannot be loaded from {resolved.root} ({str(e).split(';')[0]})"
-        from .sphinx import SphinxAsr, supports
-
-        if not supports(language, task):
-            raise w.missing_weights_error(resolved, f"{why}, and sphinx cannot stand in (English transcription only)")
-        log.warning(
-            "whisper model %s %s; using the offline sphinx engine (English only). "
-            "Pass --model PATH to use a whisper checkpoint.",
-            resolved.label, why,
-        )
-        return SphinxAsr(language=language, task=task)
+            return "whisper"
+        _sphinx_instead(resolved, f"is not downloaded in {resolved.root}", language, task)
+        return "sphinx"
     raise UsageError(f"unknown ASR engine {name!r}: use one of {', '.join(ENGINES)}")
+
+
+def engine_class(planned: str) -> type:
+    """The class of a planned engine ("whisper" | "sphinx"), its module imported but nothing loaded."""
+    if planned == "sphinx":
+        from .sphinx import SphinxAsr
+
+        return SphinxAsr
+    from .whisper import WhisperAsr
+
+    return WhisperAsr
+
+
+def get_asr(name: str, *, decode_options: dict | None = None, **choice: Any) -> AsrEngine:
+    """Load the engine `name` ("auto" | "whisper" | "sphinx") once, for any number of recordings. `choice`:
+    plan_asr's model, model_dir, language, task and device. `decode_options` go to whisper's decoder as they
+    are (e.g. sample_len)."""
+    planned = plan_asr(name, **choice)
+    language, task = choice.get("language"), choice.get("task", "transcribe")
+    if planned == "sphinx":
+        return engine_class("sphinx")(language=language, task=task)
+    try:
+        return engine_class("whisper")(**choice, decode_options=decode_options)
+    except ModelError as e:
+        if name != "auto":
+            raise
+        from . import whisper as w
+
+        resolved = w.resolve_model(choice.get("model"), choice.get("model_dir"), choice.get("device"))
+        if not resolved.official:
+            raise  # the user named this checkpoint: say why it fails rather than swap engines
+        _sphinx_instead(resolved, f"cannot be loaded from {resolved.root} ({str(e).split(';')[0]})", language, task)
+        return engine_class("sphinx")(language=language, task=task)
+
+
+def _sphinx_instead(resolved, why: str, language: str | None, task: str) -> None:
+    from . import whisper as w
+    from .sphinx import supports
+
+    if not supports(language, task):
+        raise w.missing_weights_error(resolved, f"{why}, and sphinx cannot stand in (English transcription only)")
+    log.warning(
+        "whisper model %s %s; using the offline sphinx engine (English only). "
+        "Pass --model PATH to use a whisper checkpoint.",
+        resolved.label, why,
+    )
 
 
 def build_segments(groups: Iterable[tuple[Sequence[Word], str | None]], duration: float) -> tuple[Segment, ...]:

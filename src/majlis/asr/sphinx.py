@@ -33,6 +33,13 @@ def supports(language: str | None, task: str) -> bool:
     return (language is None or language.lower() in ("en", "english")) and task == "transcribe"
 
 
+def check(language: str | None, task: str) -> None:
+    if task != "transcribe":
+        raise UsageError(f"sphinx cannot {task}: it only transcribes English (use --asr whisper)")
+    if not supports(language, task):
+        raise UsageError(f"sphinx only knows English, not {language!r} (use --asr whisper for other languages)")
+
+
 def _is_filler(word: str) -> bool:
     return word.startswith("<") or word.startswith("[") or word.startswith("++")
 
@@ -43,10 +50,7 @@ class SphinxAsr:
     holds_gil = True
 
     def __init__(self, *, language: str | None = None, task: str = "transcribe", **config: Any) -> None:
-        if task != "transcribe":
-            raise UsageError(f"sphinx cannot {task}: it only transcribes English (use --asr whisper)")
-        if not supports(language, task):
-            raise UsageError(f"sphinx only knows English, not {language!r} (use --asr whisper for other languages)")
+        check(language, task)
         try:
             from pocketsphinx import Decoder
         except ImportError as e:
