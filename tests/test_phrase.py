@@ -66,15 +66,11 @@ def archive(request, tmp_path_factory) -> Index:
     ix.add(episodes[4:])
     ix.add([episode("ep1", 250, rng)])  # re-indexed: the first copy's documents are deleted, not merged away
     same = "the riddle of the state prisoners"  # hundreds of equal scores: ties decided by document number
-    ix.add([Transcript("ties", "ties.mp3", 9000.0, "en", {}, SPEAKERS, tuple(
-        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, same, timed_words(same, i * 11.0, i * 11.0 + 10))
-        for i in range(400)))])
+    ix.add([said("ties", [same] * 400)])
     # The same again in a later segment, with a "the" said seven times in every block: there, the bounds of
     # the same documents are higher, so they are looked at first and must give way to the earlier ones.
     texts = [same if i % 7 else "the the the the the the the" for i in range(400)]
-    ix.add([Transcript("ties2", "ties2.mp3", 9000.0, "en", {}, SPEAKERS, tuple(
-        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
-        for i, t in enumerate(texts)))])
+    ix.add([said("ties2", texts)])
     reader = ix._ix.reader()
     try:
         assert len(reader.leaf_readers()) >= 3, "the test needs several whoosh segments"
@@ -83,6 +79,13 @@ def archive(request, tmp_path_factory) -> Index:
     finally:
         reader.close()
     return ix
+
+
+def said(episode: str, texts: list[str]) -> Transcript:
+    """An episode whose segments say `texts`, one each, 11 s apart."""
+    return Transcript(episode, f"{episode}.mp3", 11.0 * len(texts), "en", {}, SPEAKERS, tuple(
+        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
+        for i, t in enumerate(texts)))
 
 
 PHRASES = ['"the state"', '"of the"', '"the the"', '"it\'s"', '"a riddle wrapped in a mystery"',
@@ -193,9 +196,7 @@ def test_longer_phrases_read_positions_only_where_an_inner_word_repeats(tmp_path
     """With pairs, a candidate holding its inner words once holds the phrase; the others are checked."""
     texts = ["alpha beta gamma"] * 5 + ["alpha beta delta beta gamma"] * 3 + ["alpha beta gamma beta"] * 2
     ix = Index(tmp_path / "ix", create=True)
-    ix.add([Transcript("inner", "inner.mp3", 200.0, "en", {}, SPEAKERS, tuple(
-        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
-        for i, t in enumerate(texts)))])
+    ix.add([said("inner", texts)])
     decoded = count_decodes(monkeypatch)
     fast = fast_top(ix, '"alpha beta gamma"', 20)
     assert fast == whoosh_top(ix, '"alpha beta gamma"', 20)
@@ -208,9 +209,7 @@ def test_the_commonest_words_positions_are_read_last_and_only_if_the_others_fit(
     positions of "the", the commonest word (and the costliest block to decode), are never read there."""
     texts = ["x the y"] * 2 + ["x the a the y"] * 3 + ["the b"] * 10 + ["y c"] * 2
     ix = Index(tmp_path / "ix", create=True)
-    ix.add([Transcript("common", "common.mp3", 200.0, "en", {}, SPEAKERS, tuple(
-        Segment(i, SPEAKERS[i % 4], i * 11.0, i * 11.0 + 10, t, timed_words(t, i * 11.0, i * 11.0 + 10))
-        for i, t in enumerate(texts)))])
+    ix.add([said("common", texts)])
     decoded = count_decodes(monkeypatch)
     fast = fast_top(ix, '"x the y"', 20)
     assert fast == whoosh_top(ix, '"x the y"', 20) and len(fast) == 2
