@@ -166,3 +166,16 @@ def test_bad_language_and_task(checkpoint):
         get_asr("whisper", model=str(checkpoint), task="summarise", device="cpu")
     engine = get_asr("whisper", model=str(checkpoint), language="Arabic", task="translate", device="cpu")
     assert engine.language == "ar" and engine.task == "translate"
+
+
+@pytest.mark.parametrize("asr", ["whisper", "auto"])
+def test_whisper_beside_a_diarizer_stays_in_process(checkpoint, asr):
+    # Only an engine that holds the GIL gets a child process; whisper (torch releases the GIL) runs in a thread.
+    from majlis.pipeline import Engines, Options
+
+    engines = Engines.load(Options(asr=asr, model=str(checkpoint), diarizer="builtin", device="cpu"))
+    try:
+        assert engines.describe() == {"asr": "whisper:tiny-random", "diarizer": engines.diarizer.name}
+        assert type(engines.asr).__name__ == "WhisperAsr"
+    finally:
+        engines.close()

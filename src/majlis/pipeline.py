@@ -57,7 +57,7 @@ class Engines:
                            task=options.task, device=options.device)
         planned = plan_asr(options.asr, **asr_options)
         beside = side_by_side and options.diarizer != "none"
-        if beside and engine_class(planned).holds_gil:
+        if beside and getattr(engine_class(planned), "holds_gil", False):
             # In a thread it would stall every line of Python the diarizer runs (see asr/child.py). Started
             # first, its own process loads the engine while this one loads the diarizer.
             from .asr.child import ChildProcessAsr
