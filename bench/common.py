@@ -50,7 +50,28 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "gpu": _gpu(),
+        "speed_probe_s": speed_probe(),
     }
+
+
+def speed_probe() -> float:
+    """Seconds a fixed piece of single-threaded Python takes here (best of 3): loops, zlib and pickle, what a
+    search spends its time on. Machines of the same name and size ran 2 to 3 times apart between runs
+    (BENCHMARKS.md, section 3); this tells two runs' machines apart without a baseline engine."""
+    import pickle
+    import zlib
+
+    packed = zlib.compress(pickle.dumps([list(range(i, i + 50)) for i in range(0, 20_000, 50)], 2))
+    best = math.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        total = 0
+        for _ in range(80):
+            total += sum(map(len, pickle.loads(zlib.decompress(packed))))
+        for i in range(800_000):
+            total ^= i
+        best = min(best, time.perf_counter() - t)
+    return round(best, 4)
 
 
 def _gpu() -> str | None:

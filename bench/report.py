@@ -62,8 +62,15 @@ def machine(results: dict) -> str:
             ["GPU", m["gpu"] or ("none (§2's GPU table was taken on a lent machine, described there)"
                                  if "whisper_path_cuda" in results else "none (all numbers are CPU-only)")],
             ["Python", m["python"]], ["OS", m["platform"]]]
-    dates = ", ".join(f"{k}: {v['created']}" for k, v in sorted(results.items()))
-    return table(["", ""], rows) + f"\n\nResults taken: {dates}."
+    def when(v: dict) -> str:
+        probe = v["machine"].get("speed_probe_s")
+        return v["created"] + (f" (speed probe {probe * 1000:.0f} ms)" if probe else "")
+
+    dates = ", ".join(f"{k}: {when(v)}" for k, v in sorted(results.items()))
+    note = ("" if not any(v["machine"].get("speed_probe_s") for v in results.values()) else
+            " The speed probe (bench/common.py) times a fixed piece of Python at the end of each run: lower is "
+            "a faster machine. Machines of this same description have differed by 2 to 3 times between runs.")
+    return table(["", ""], rows) + f"\n\nResults taken: {dates}.{note}"
 
 
 def pipeline(d: dict) -> str:

@@ -29,7 +29,8 @@ def run_quick(script: str, out: Path, *extra: str) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / f"{script}.json").read_text())
     assert data["quick"] is True and data["benchmark"] == script
-    assert data["machine"]["cpus"] >= 1
+    assert data["machine"]["cpus"] >= 1 and data["machine"]["speed_probe_s"] > 0
+    assert data["code"] or not (ROOT / ".git").exists()  # the commit measured, in a git checkout
     return data
 
 
@@ -170,5 +171,10 @@ def test_report_renders_every_block(tmp_path):
     text = md.read_text()
     for name in ("machine", *report.RENDER):
         assert f"<!-- bench:{name} -->" in text and f"<!-- /bench:{name} -->" in text
+    # Each result's speed probe is shown beside its date, where it has one (results before it have none).
+    m = common.machine()
+    line = report.machine({"search": {"created": "then", "machine": m},
+                           "batch": {"created": "before", "machine": {**m, "speed_probe_s": None}}})
+    assert f"batch: before, search: then (speed probe {m['speed_probe_s'] * 1000:.0f} ms)." in line
     # The committed BENCHMARKS.md is what report.py makes of the committed results.
     assert report.main(["--check", "--results", str(common.RESULTS)]) == 0
