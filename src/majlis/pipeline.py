@@ -63,10 +63,8 @@ class Engines:
             from .asr.child import ChildProcessAsr
 
             asr = ChildProcessAsr(planned, language=options.language, task=options.task)
-        elif planned == "sphinx":  # by name: "auto" would weigh whisper's weights (and warn) again
-            asr = get_asr("sphinx", language=options.language, task=options.task)
         else:
-            asr = get_asr(options.asr, **asr_options)
+            asr = get_asr(options.asr, planned=planned, **asr_options)
         try:
             diarizer = None
             if options.diarizer != "none":

@@ -80,11 +80,13 @@ def engine_class(planned: str) -> type:
     return WhisperAsr
 
 
-def get_asr(name: str, *, decode_options: dict | None = None, **choice: Any) -> AsrEngine:
+def get_asr(name: str, *, planned: str | None = None, decode_options: dict | None = None,
+            **choice: Any) -> AsrEngine:
     """Load the engine `name` ("auto" | "whisper" | "sphinx") once, for any number of recordings. `choice`:
-    plan_asr's model, model_dir, language, task and device. `decode_options` go to whisper's decoder as they
-    are (e.g. sample_len)."""
-    planned = plan_asr(name, **choice)
+    plan_asr's model, model_dir, language, task and device; `planned`: what plan_asr said of them already, so
+    that "auto" is not weighed (and warned about) twice. `decode_options` go to whisper's decoder as they are
+    (e.g. sample_len)."""
+    planned = planned or plan_asr(name, **choice)
     language, task = choice.get("language"), choice.get("task", "transcribe")
     if planned == "sphinx":
         return engine_class("sphinx")(language=language, task=task)
