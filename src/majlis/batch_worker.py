@@ -3,7 +3,7 @@ through every stage, each reused from a content-addressed cache file when its ke
 executors that run it in this process or in a pool of processes.
 
 Cache keys (majlis.collection.digest of):
-  asr        = sha256(file) + ASR engine name + model + language + task
+  asr        = sha256(file) + ASR engine name + model + language + task + decoding options set
   diarize    = sha256(file) + diarizer name + pyannote pipeline + speaker counts
   naming     = diarize key + speakers-folder content hash + hand-given names
   transcript = asr key + naming key + episode + audio path + metadata + engine names
@@ -109,6 +109,16 @@ class _StageFailed(Exception):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage, self.message = stage, message
+
+
+def _decoding(options) -> list:
+    """The ASR options beyond model, language and task that change its words; only those set, so that a key
+    made before they existed still names the same work."""
+    from .pipeline import asr_choice
+
+    choice = asr_choice(options)
+    shaping = ("compute_type", "beam_size", "vad", "prompt", "hotwords", "speaker_names")
+    return [[k, choice[k]] for k in shaping if choice[k] not in (None, ())]
 
 
 def _dump_asr(r) -> dict:
@@ -231,7 +241,7 @@ class Worker:
                 duration = len(samples) / SAMPLE_RATE
                 info.update(key=sha, sha256=sha, duration=duration)
             hook = self._hook(ep)
-            asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task)
+            asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task, *_decoding(o))
             dia_key = digest("diarize/1", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers,
                              o.max_speakers)
             name_key = digest("naming/1", dia_key, s.speakers_hash, sorted(dict(o.names).items()), o.match_threshold)
