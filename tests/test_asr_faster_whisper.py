@@ -91,9 +91,9 @@ def test_english_only_model_says_how_to_get_a_multilingual_one():
 
 
 def test_options_an_engine_does_not_take_are_refused_not_ignored():
-    with pytest.raises(UsageError, match="sphinx engine does not take beam_size"):
+    with pytest.raises(UsageError, match="sphinx engine does not take --beam-size"):
         plan_asr("sphinx", beam_size=3)
-    with pytest.raises(UsageError, match="whisper engine does not take compute_type"):
+    with pytest.raises(UsageError, match="whisper engine does not take --compute-type"):
         plan_asr("whisper", compute_type="int8")
 
 

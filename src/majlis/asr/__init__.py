@@ -90,7 +90,8 @@ def plan_asr(name: str, **choice: Any) -> str:
         cls = engine_class(name)
         extra = _given(choice) - cls.options
         if extra:
-            raise UsageError(f"the {name} engine does not take {', '.join(sorted(extra))}")
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(extra))
+            raise UsageError(f"the {name} engine does not take {flags}")
         cls.unavailable(**choice)  # raises for a choice this engine can never run
         return name
     return _plan_auto(choice, skip=())

@@ -53,7 +53,10 @@ def serve() -> None:
     os.dup2(2, 1)  # a library that prints must not corrupt the message stream
     from . import get_asr
 
-    engine, options = inbox.recv()
+    try:
+        engine, options = inbox.recv()
+    except EOFError:  # the parent was stopped (Ctrl-C) before it could say which engine to load
+        return
     try:
         asr = get_asr(engine, **options)
     except BaseException as e:

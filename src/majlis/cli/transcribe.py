@@ -71,9 +71,10 @@ def build_options(kw: dict):
         diarizer=kw["diarizer"], pipeline=kw["pyannote_pipeline"], hf_token=kw["hf_token"],
         num_speakers=kw["num_speakers"], min_speakers=kw["min_speakers"], max_speakers=kw["max_speakers"],
         speakers_dir=kw["speakers_dir"], names=parse_names(kw["names"]) if kw["names"] else {},
-        device=kw["device"], compute_type=kw["compute_type"], beam_size=kw["beam_size"], threads=kw["threads"],
-        vad=kw["vad"], prompt=kw["prompt"], speaker_hotwords=kw["speaker_hotwords"],
-        hotwords=tuple(w.strip() for w in (kw["hotwords"] or "").split(",") if w.strip()),
+        device=kw["device"], compute_type=kw.get("compute_type"), beam_size=kw.get("beam_size"),
+        threads=kw.get("threads"), vad=kw.get("vad"), prompt=kw.get("prompt"),
+        speaker_hotwords=bool(kw.get("speaker_hotwords")),
+        hotwords=tuple(w.strip() for w in (kw.get("hotwords") or "").split(",") if w.strip()),
         **({"match_threshold": kw["match_threshold"]} if kw["match_threshold"] is not None else {}),
     )
 
