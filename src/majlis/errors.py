@@ -41,6 +41,10 @@ class QueryError(MajlisError):
     exit_code = 2
 
 
+class SearchTooSlow(QueryError):
+    """A search that ran past its time budget (it is stopped, not left running)."""
+
+
 class IndexBusy(MajlisError):
     """Another process holds the index writer lock."""
 

@@ -75,7 +75,9 @@ def term_postings(reader, fieldname: str, btext: bytes, fmt):
     """(matcher, document frequency) of a term in one whoosh segment, or None if the segment lacks it.
     One look-up of the term's info (`in`, doc_frequency() and matcher() each make their own: at 20
     segments that was ~1 ms a word)."""
-    terms = reader._terms
+    terms = getattr(reader, "_terms", None)
+    if terms is None:  # whoosh's EmptyReader (an index created and never written): no terms at all
+        return None
     try:
         info = terms.term_info(fieldname, btext)
     except TermNotFound:
@@ -195,9 +197,10 @@ def _blocks(matcher):
 
 
 def top_term(searcher, fieldname: str, text: str, limit: int, allow: set[int] | None = None, *,
-             use_numpy: bool = True):
+             use_numpy: bool = True, check=None):
     """[(score, docnum)] of the `limit` best documents for one term, best first, as whoosh's TopCollector
-    ranks them; None when this searcher is not one this shortcut knows how to read."""
+    ranks them; None when this searcher is not one this shortcut knows how to read. `check()` is called
+    per posting block (it raises to stop the search)."""
     weighting = searcher.weighting
     field = searcher.schema[fieldname]
     if type(weighting) not in (BM25F, Weighting) or not field.scorable:
@@ -225,6 +228,8 @@ def top_term(searcher, fieldname: str, text: str, limit: int, allow: set[int] | 
                 return reader.doc_field_length(docnum, fieldname, 1)
         deleted = reader.deleted_docs_set
         for block in _blocks(matcher):
+            if check is not None:
+                check()
             if isinstance(block, tuple):
                 ids, weights = block
             else:
