@@ -56,18 +56,20 @@ def transcript_json(transcript: Transcript) -> str:
 
 
 def read_transcript(path: str | os.PathLike) -> Transcript:
+    """A transcript file, checked whole (validate.py) before it becomes a Transcript: any fault is one
+    TranscriptError naming the file, the JSON path and the rule."""
+    from . import validate
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TranscriptError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise TranscriptError(f"{p}: cannot be read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise TranscriptError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict):
-        raise TranscriptError(f"{p}: not a majlis transcript")
     try:
+        data = validate.parse(text)
+        validate.check(data)
         return Transcript.from_dict(data)
     except TranscriptError as e:
         raise TranscriptError(f"{p}: {e}") from None
