@@ -117,13 +117,18 @@ def majlis(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("what,change,where,rule", BROKEN[::4], ids=[b[0] for b in BROKEN[::4]])
 def test_index_and_rename_refuse_them_in_one_line_and_write_nothing(tmp_path, what, change, where, rule):
+    from majlis.index import Index
+
     p = tmp_path / "broken.json"
     p.write_text(json.dumps(change(good())))
     before = p.read_bytes()
+    Index(tmp_path / "existing", create=True).close()  # rename checks its --index first: give it one
+    index_files = sorted((tmp_path / "existing").iterdir())
     for args in (["index", str(p), "--index", str(tmp_path / "ix")],
-                 ["rename", str(p), "Tahir=Muhammad", "--index", str(tmp_path / "ix")]):
+                 ["rename", str(p), "Tahir=Muhammad", "--index", str(tmp_path / "existing")]):
         proc = majlis(*args)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert str(p) in lines[0] and where in lines[0], lines[0]
     assert p.read_bytes() == before and not (tmp_path / "ix").exists()
+    assert sorted((tmp_path / "existing").iterdir()) == index_files
