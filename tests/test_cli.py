@@ -139,3 +139,45 @@ def test_python_dash_m_and_version():
     proc = majlis("--version")
     assert proc.returncode == 0
     assert "majlis" in proc.stdout
+
+
+def transcribe_no_engine(*args: str) -> tuple[subprocess.CompletedProcess, bool]:
+    """`majlis transcribe ARGS` in a fresh process; also says whether any engine library got imported."""
+    code = ("import sys\nfrom majlis.cli import main\ntry:\n    main(['transcribe', *sys.argv[1:]])\n"
+            "finally:\n    heavy = [m for m in ('torch', 'pocketsphinx', 'resemblyzer', 'whisper') if m in sys.modules]\n"
+            "    print('HEAVY', heavy, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    heavy = next(ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY"))
+    proc.stderr = "\n".join(ln for ln in proc.stderr.splitlines() if not ln.startswith("HEAVY"))
+    return proc, heavy != "HEAVY []"
+
+
+def test_unwritable_outputs_and_bad_voice_samples_fail_before_any_engine_loads(bad_inputs, tmp_path):
+    good = bad_inputs["truncated"][0].with_name("whole.flac")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for args, needles in [
+        (["--out", str(a_file / "sub")], ["--out", "not writable", "not a directory"]),
+        (["--out", "/proc/majlis-out"], ["--out /proc/majlis-out", "not writable"]),
+        (["--out", str(tmp_path / "out"), "--index", "/proc/majlis-index"], ["--index", "not writable"]),
+    ]:
+        proc, loaded = transcribe_no_engine(str(good), "--asr", "sphinx", *args)
+        assert_one_line_error(proc, *needles)
+        assert not loaded
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "Tahir.mp3").write_text("not a recording")
+    proc, loaded = transcribe_no_engine(str(good), "--asr", "sphinx", "--speakers", str(voices),
+                                        "--out", str(tmp_path / "out2"))
+    assert_one_line_error(proc, "Tahir.mp3", "not an audio")
+    assert not loaded and not (tmp_path / "out2").exists()
+
+
+def test_the_temporary_folder_must_have_room_for_the_decoded_samples(tmp_path):
+    from majlis.errors import OutputError
+    from majlis.files import check_writable
+
+    check_writable(tmp_path, "TMPDIR", need=1)
+    with pytest.raises(OutputError, match="MB free, .* MB needed"):
+        check_writable(tmp_path, "TMPDIR", need=10**18)

@@ -485,3 +485,20 @@ def test_every_search_has_a_time_budget(tmp_path):
         with pytest.raises(SearchTooSlow, match="stopped after"):
             ix.search(query, limit=5, budget=1e-9)
     assert len(ix.search("the", budget=None)) == 20
+
+
+def test_a_full_disk_while_indexing_is_one_error_naming_the_index(tmp_path, panel, monkeypatch):
+    from majlis.errors import OutputError
+    from whoosh.writing import SegmentWriter
+
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+
+    def disk_full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SegmentWriter, "commit", disk_full)
+    with pytest.raises(OutputError, match=f"{tmp_path / 'ix'}: cannot write the index .No space left on device"):
+        ix.add([dataclasses.replace(panel, episode="other")])
+    monkeypatch.undo()
+    assert [e["episode"] for e in Index(tmp_path / "ix").episodes()] == ["panel"]

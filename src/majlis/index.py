@@ -8,6 +8,7 @@ segment's stored words (see matching.py for how query terms are mapped onto them
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import logging
@@ -28,7 +29,7 @@ from whoosh.index import LockError
 from whoosh.query import And, Or, Phrase, Term
 
 from . import fastscore, phrase
-from .errors import AudioError, IndexBusy, IndexMissing, SearchTooSlow, UsageError
+from .errors import AudioError, IndexBusy, IndexMissing, OutputError, SearchTooSlow, UsageError
 from .matching import normalize, parse_query, positive_leaves, span_and_snippet, split_filters
 from .types import Hit, Transcript
 
@@ -302,10 +303,18 @@ class Index:
                 writer.delete_by_term("episode", ep)
                 for doc in episode_docs:
                     writer.add_document(**doc)
-        except BaseException:
+        except BaseException as e:
             writer.cancel()
+            self._raise_output(e)
             raise
-        writer.commit()
+        try:
+            writer.commit()
+        except OSError as e:  # a full disk mid-commit: whoosh leaves the previous generation in place
+            try:
+                writer.cancel()  # gives the lock back
+            except Exception:
+                pass
+            self._raise_output(e)
 
     def _documents(self, t: Transcript, transcript_path: Path | None) -> list[dict[str, Any]]:
         record = _episode_record(t, transcript_path)
@@ -321,6 +330,11 @@ class Index:
                 doc[phrase.PAIRS] = doc["text"]
             docs.append(doc)
         return docs
+
+    def _raise_output(self, e: BaseException) -> None:
+        if isinstance(e, OSError):
+            hint = ": free some space and run it again" if e.errno == errno.ENOSPC else ""
+            raise OutputError(f"{self.path}: cannot write the index ({e.strerror or e}{hint})") from None
 
     def optimize(self) -> None:
         """Merge the index into one whoosh segment. Each commit adds a segment and whoosh merges only small

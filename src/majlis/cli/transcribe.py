@@ -59,6 +59,29 @@ def build_options(kw: dict):
     )
 
 
+def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
+    """What can fail after minutes of decoding and recognition, checked before: every voice sample is a
+    readable recording, and every place results go (--out, --index, the temporary folder, with room for
+    the longest recording's decoded samples) takes a file."""
+    import tempfile
+
+    from .. import audio as audio_io
+    from ..files import check_writable
+
+    if options.speakers_dir is not None:
+        from ..speakers import enrollment_clips
+
+        for clips in enrollment_clips(options.speakers_dir).values():
+            for clip in clips:
+                audio_io.probe(clip)
+    check_writable(out_dir, "--out")
+    if index_dir is not None:
+        check_writable(index_dir, "--index")
+    longest = max((p.duration or 0.0 for p in probes), default=0.0)
+    check_writable(tempfile.gettempdir(), "temporary folder (TMPDIR)",
+                   need=int(longest * audio_io.SAMPLE_RATE * 4))  # decoded: float32 samples
+
+
 @click.command("transcribe")
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
@@ -75,8 +98,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
         raise UsageError("--episode names one episode: give one AUDIO file with it")
     formats = parse_formats(kw["formats"])
     options = build_options(kw)
-    for path in audio:  # every input is checked before any model loads
-        audio_io.probe(path)
+    probes = [audio_io.probe(path) for path in audio]  # every input is checked before any model loads
+    preflight(probes, options, out_dir, kw["index_dir"])
     engines = Engines.load(options)
     index = None
     if kw["index_dir"] is not None:
