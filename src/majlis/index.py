@@ -434,7 +434,7 @@ class Index:
         def run(searcher):
             if searcher.doc_count() == 0:  # created and never written (or emptied): nothing to read
                 return []
-            leaves = positive_leaves(q, searcher.reader())
+            leaves = positive_leaves(q, searcher.reader(), deadline)
             deadline()
             top = None
             if type(q) in (Term, Phrase) and q.fieldname == "text" and q.boost == 1.0:  # the common shapes

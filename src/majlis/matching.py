@@ -170,7 +170,7 @@ def parse_query(text: str, schema) -> Query:
     return q
 
 
-def _walk(q: Query, reader) -> list[Leaf]:
+def _walk(q: Query, reader, check=None) -> list[Leaf]:
     out: list[Leaf] = []
 
     def visit(node: Query) -> None:
@@ -190,6 +190,8 @@ def _walk(q: Query, reader) -> list[Leaf]:
                     for f, t in node.existing_terms(reader, expand=True)
                     if f == FIELD
                 )
+                if check is not None:  # a fuzzy word in a large vocabulary takes a while to expand
+                    check()
             out.append(Leaf(terms=expanded))
             return
         if isinstance(node, Term):
@@ -205,9 +207,10 @@ def _walk(q: Query, reader) -> list[Leaf]:
     return out
 
 
-def positive_leaves(q: Query, reader) -> list[Leaf]:
-    """The parts of `q` a hit can match, with prefix/fuzzy/wildcard terms expanded against `reader`."""
-    return _walk(q, reader)
+def positive_leaves(q: Query, reader, check=None) -> list[Leaf]:
+    """The parts of `q` a hit can match, with prefix/fuzzy/wildcard terms expanded against `reader`;
+    `check()` is called after each expansion (it raises to stop)."""
+    return _walk(q, reader, check)
 
 
 _WORD_TOKENS: dict[int, dict[str, tuple[str, ...]]] = {}
