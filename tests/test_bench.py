@@ -178,3 +178,12 @@ def test_report_renders_every_block(tmp_path):
     assert f"batch: before, search: then (speed probe {m['speed_probe_s'] * 1000:.0f} ms)." in line
     # The committed BENCHMARKS.md is what report.py makes of the committed results.
     assert report.main(["--check", "--results", str(common.RESULTS)]) == 0
+
+
+@pytest.mark.slow
+def test_web_quick(tmp_path):
+    d = run_quick("web", tmp_path)
+    assert d["answered"] == d["requests"] == 200 and d["clients"] == 2
+    assert d["errors"] == 0 and d["statuses"] == {"200": 200}, d["error_samples"]
+    assert d["commits_during_run"] >= 0 and 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]
+    assert set(d["by_kind_p99_ms"]) == {"single", "phrase", "speaker", "page"}

@@ -81,8 +81,9 @@ BUSY_TIMEOUT = 5.0
 # Seconds one search may take before it stops with SearchTooSlow; every search checks it as it goes.
 SEARCH_BUDGET = 5.0
 # Searchers one Index keeps for concurrent searches (the web app's threads): a slow search holds one while
-# the others serve the rest. Each holds its own open files and decoded length tables.
-SEARCHERS = 4
+# the other serves the rest. Not more: searches are CPU work under one GIL, and with 4 the threads taking
+# turns cost more than they gained (bench/web.py: p50 67-71 ms against 57-64 ms with 2; BENCHMARKS.md, 5).
+SEARCHERS = 2
 
 
 def speaker_key(name: str) -> str:
