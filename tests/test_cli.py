@@ -181,3 +181,37 @@ def test_the_temporary_folder_must_have_room_for_the_decoded_samples(tmp_path):
     check_writable(tmp_path, "TMPDIR", need=1)
     with pytest.raises(OutputError, match="MB free, .* MB needed"):
         check_writable(tmp_path, "TMPDIR", need=10**18)
+
+
+@pytest.fixture(scope="module")
+def glitched(tmp_path_factory) -> Path:
+    """12 s of the panel as MP3 with 40 zeroed bytes in the middle: a frame or two the decoder conceals."""
+    d = tmp_path_factory.mktemp("glitch")
+    ffmpeg("-i", str(PANEL), "-t", "12", str(d / "whole.mp3"))
+    data = bytearray((d / "whole.mp3").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 40] = bytes(40)
+    (d / "glitch.mp3").write_bytes(bytes(data))
+    return d / "glitch.mp3"
+
+
+@pytest.mark.slow
+def test_a_damaged_recording_is_transcribed_and_marked_or_refused_with_strict(glitched, tmp_path):
+    proc = majlis("transcribe", str(glitched), "--asr", "sphinx", "--diarizer", "none", "--out", str(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stderr
+    assert "damaged" in proc.stdout and "decoded with errors" in proc.stderr
+    data = json.loads((tmp_path / "a" / "glitch.json").read_text())
+    assert data["damaged"] is True and data["damage"]["errors"] >= 1 and data["damage"]["first_error"]
+    assert 0 <= data["damage"]["missing"] < 1.0 and data["segments"]
+    from majlis.files import read_transcript
+
+    assert read_transcript(tmp_path / "a" / "glitch.json").damage.errors == data["damage"]["errors"]
+    proc = majlis("transcribe", str(glitched), "--asr", "sphinx", "--diarizer", "none", "--strict",
+                  "--out", str(tmp_path / "b"))
+    assert_one_line_error_after_warning(proc, "glitch.mp3", "damaged", "--strict")
+    assert not list((tmp_path / "b").glob("*"))
+
+
+def assert_one_line_error_after_warning(proc, *needles: str) -> None:
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("majlis: error: ")]
+    assert len(errors) == 1 and all(n.lower() in errors[0].lower() for n in needles), proc.stderr

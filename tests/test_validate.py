@@ -14,7 +14,7 @@ import pytest
 
 from majlis.errors import TranscriptError
 from majlis.files import read_transcript, transcript_json
-from majlis.types import Segment, Transcript, Turn, Word
+from majlis.types import Damage, Segment, Transcript, Turn, Word
 from majlis.validate import NESTING, schema
 from test_index import truth_transcript
 
@@ -25,7 +25,7 @@ def rich() -> Transcript:
                       (Segment(0, "Tahir", 0.5, 1.4, "Hello there.", words),
                        Segment(1, "Unknown 1", 1.6, 2.2, "Yes.", (Word("Yes.", 1.6, 2.2, "Unknown 1"),))),
                       (Turn("Tahir", 0.4, 1.5), Turn("Unknown 1", 1.5, 3.0)), {"Tahir": 0.93},
-                      {"title": "T", "date": "2020-01-01"})
+                      {"title": "T", "date": "2020-01-01"}, Damage(2, "Header missing", 0.145))
 
 
 def good() -> dict:
@@ -85,6 +85,7 @@ BROKEN = [
     ("probability above 1", _set("segments.0.words.0.probability", 3), "probability", "maximum"),
     ("metadata not text", _set("metadata.title", ["x"]), "$.metadata.title", "string"),
     ("wrong schema", _set("schema", "other/1"), "$.schema", "not a majlis.transcript/1"),
+    ("damage without its errors", _set("damage.errors", _DELETE), "$.damage", "errors"),
 ]
 
 

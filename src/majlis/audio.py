@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError
+from .types import Damage
 
 log = logging.getLogger("majlis")
 
@@ -442,7 +443,20 @@ def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.nda
         raise AudioError(f"{p}: no decodable audio ({problems[0] if problems else 'empty audio stream'})")
     if problems:
         log.warning("%s: decoded with errors, damaged parts concealed (%s)", p, problems[0])
+        missing = None
+        if info.duration and not info.estimated:
+            missing = max(0.0, info.duration - decoded)
+        _DAMAGE[id(samples)] = Damage(len(problems), problems[0], missing)
+        weakref.finalize(samples, _DAMAGE.pop, id(samples), None)
     return samples
+
+
+_DAMAGE: dict[int, Damage] = {}
+
+
+def damage_of(samples: np.ndarray) -> Damage | None:
+    """What decode() concealed in these samples, or None if they decoded cleanly."""
+    return _DAMAGE.get(id(samples))
 
 
 def is_audio_path(path: Path) -> bool:

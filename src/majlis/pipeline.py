@@ -18,7 +18,7 @@ from . import align, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
 from .speakers import MATCH_THRESHOLD, Naming, name_speakers
-from .types import ProgressHook, Transcript
+from .types import Damage, ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
 
@@ -136,6 +136,7 @@ def assemble(
     naming: Naming,
     engines: Mapping[str, str],
     metadata: Mapping[str, str] | None = None,
+    damage: Damage | None = None,
 ) -> Transcript:
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(diarization)
@@ -152,6 +153,7 @@ def assemble(
         turns=named.turns,
         speaker_scores=naming.scores,
         metadata=dict(metadata or {}),
+        damage=damage,
     )
 
 
@@ -186,4 +188,5 @@ def transcribe_file(
         naming=naming,
         engines=engines.describe(),
         metadata=metadata,
+        damage=audio.damage_of(samples),
     )

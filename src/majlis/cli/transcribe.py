@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import MajlisError, UsageError
+from ..errors import AudioError, MajlisError, UsageError
 from .progress import progress_hook
 
 
@@ -87,8 +87,10 @@ def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for <episode>.<ext> outputs.")
 @click.option("--episode", help="Episode id (one input only) [default: file stem].")
+@click.option("--strict", is_flag=True,
+              help="A recording that decodes with errors is an error (exit 2), not a transcript marked damaged.")
 @engine_options
-def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, **kw) -> None:
+def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
@@ -111,6 +113,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
         try:
             with progress_hook(path.name) as hook:
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
+            if strict and transcript.damage is not None:
+                raise AudioError(f"{path}: damaged ({transcript.damage.first_error}; --strict: nothing written)")
             written = write_transcript(transcript, out_dir, formats)
             if index is not None:
                 json_path = next((p for p in written if p.suffix == ".json"), None)
@@ -122,9 +126,10 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
             click.echo(f"majlis: error: {e}", err=True)
             continue
         words = sum(len(s.words) for s in transcript.segments)
+        damaged = " (damaged: decoded with errors, concealed)" if transcript.damage is not None else ""
         click.echo(
             f"{transcript.episode}: {transcript.duration:.1f} s, {len(transcript.segments)} segments, {words} words, "
-            f"speakers {', '.join(transcript.speakers) or '-'} -> {', '.join(str(p) for p in written)}"
+            f"speakers {', '.join(transcript.speakers) or '-'}{damaged} -> {', '.join(str(p) for p in written)}"
         )
     if failures:
         raise SystemExit(2)
