@@ -9,12 +9,9 @@ segment's stored words (see matching.py for how query terms are mapped onto them
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import logging
 import sys
-import threading
-import time
 import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -23,14 +20,15 @@ from urllib.parse import quote
 from whoosh import index as whoosh_index
 from whoosh.analysis import Filter, StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
+from whoosh.collectors import FilterCollector
 from whoosh.formats import Existence
-from whoosh.collectors import FilterCollector, WrappingCollector
 from whoosh.index import LockError
 from whoosh.query import And, Or, Phrase, Term
 
 from . import fastscore, phrase
-from .errors import AudioError, IndexBusy, IndexMissing, OutputError, SearchTooSlow, UsageError
+from .errors import AudioError, IndexBusy, IndexMissing, OutputError, UsageError
 from .matching import normalize, parse_query, positive_leaves, span_and_snippet, split_filters
+from .searchers import Budgeted, Deadline, SearcherPool, no_gc
 from .types import Hit, Transcript
 
 log = logging.getLogger("majlis")
@@ -80,10 +78,6 @@ SCHEMA = Schema(
 BUSY_TIMEOUT = 5.0
 # Seconds one search may take before it stops with SearchTooSlow; every search checks it as it goes.
 SEARCH_BUDGET = 5.0
-# Searchers one Index keeps for concurrent searches (the web app's threads): a slow search holds one while
-# the other serves the rest. Not more: searches are CPU work under one GIL, and with 4 the threads taking
-# turns cost more than they gained (bench/web.py: p50 67-71 ms against 57-64 ms with 2; BENCHMARKS.md, 5).
-SEARCHERS = 2
 
 
 def speaker_key(name: str) -> str:
@@ -168,80 +162,13 @@ def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, An
 _WEIGHTING = fastscore.Weighting()
 
 
-class Deadline:
-    """Called as a search goes (per posting block, per phrase candidate): SearchTooSlow once past its time."""
-
-    __slots__ = ("seconds", "at")
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.at = None if seconds is None else time.monotonic() + seconds
-
-    def __call__(self) -> None:
-        if self.at is not None and time.monotonic() > self.at:
-            self.fail()
-
-    def fail(self):
-        raise SearchTooSlow(f"search stopped after {self.seconds:g} s: narrow it (fewer OR words, a longer "
-                            f"prefix before *, a shorter phrase)")
-
-
-class _Budgeted(WrappingCollector):
-    """Whoosh's own search, checking the deadline at every matched document (whoosh's TimeLimitCollector
-    would start a timer thread per search, or use SIGALRM, which only the main thread may)."""
-
-    def __init__(self, child, deadline: Deadline):
-        super().__init__(child)
-        self.deadline = deadline
-
-    def matches(self):
-        deadline = self.deadline
-        for sub_docnum in self.child.matches():
-            deadline()
-            yield sub_docnum
-
-    def collect_matches(self):
-        collect = self.child.collect
-        for sub_docnum in self.matches():
-            collect(sub_docnum)
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0
-_gc_was_on = False
-
-
-class _no_gc:
-    """Cyclic collection off while any search runs. A search allocates many short-lived objects and no
-    reference cycles, and each cyclic collection they set off walks the whole heap (readers, length tables,
-    the caller's own data): at 1,000 h that was a third of a phrase search's time (BENCHMARKS.md,
-    section 3). It runs after the last concurrent search instead."""
-
-    def __enter__(self):
-        global _gc_holders, _gc_was_on
-        with _gc_lock:
-            if _gc_holders == 0:
-                _gc_was_on = gc.isenabled()
-                gc.disable()
-            _gc_holders += 1
-
-    def __exit__(self, *exc):
-        global _gc_holders
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_was_on:
-                gc.enable()
-
-
 class Index:
     """A folder holding a Whoosh index of transcripts. Safe to search while another process writes."""
 
     def __init__(self, path: str | Path = "index", *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._lock = threading.Condition()
-        self._idle: list = []  # searchers not in use, of any generation
-        self._open = 0  # searchers in existence (idle or in use)
+        self._pool = SearcherPool(self)
         self._searches = 0
         if self.path.is_dir() and whoosh_index.exists_in(str(self.path)):
             self._ix = whoosh_index.open_dir(str(self.path))
@@ -268,11 +195,20 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            for searcher in self._idle:
-                searcher.close()
-            self._open -= len(self._idle)
-            self._idle.clear()
+        self._pool.close()
+
+    def new_searcher(self):
+        return self._ix.searcher(weighting=_WEIGHTING)
+
+    def generation(self) -> int:
+        """The latest commit's generation, or IndexMissing once the index files are gone."""
+        try:
+            latest = self._ix.latest_generation()  # lists the folder: -1 once the index files are gone
+        except OSError:
+            latest = -1
+        if latest < 0:
+            raise IndexMissing(f"{self.path}: the index is gone (deleted or moved while in use)")
+        return latest
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -359,51 +295,11 @@ class Index:
 
     # -- reading ---------------------------------------------------------------------------------------
 
-    def _acquire(self):
-        """A searcher on the latest commit, for this thread alone. Not Searcher.refresh(): it reuses the
-        readers of unchanged segment files and so misses deletions committed into them (a re-indexed episode
-        would show twice)."""
-        try:
-            latest = self._ix.latest_generation()  # lists the folder: -1 once the index files are gone
-        except OSError:
-            latest = -1
-        if latest < 0:
-            raise IndexMissing(f"{self.path}: the index is gone (deleted or moved while in use)")
-        with self._lock:
-            while True:
-                stale = [s for s in self._idle if s.reader().generation() != latest]
-                for searcher in stale:
-                    self._idle.remove(searcher)
-                    searcher.close()
-                    self._open -= 1
-                if self._idle:
-                    return self._idle.pop()
-                if self._open < SEARCHERS:
-                    self._open += 1
-                    break
-                self._lock.wait()
-        try:
-            return self._ix.searcher(weighting=_WEIGHTING)
-        except BaseException:
-            with self._lock:
-                self._open -= 1
-                self._lock.notify()
-            raise
-
-    def _release(self, searcher) -> None:
-        with self._lock:
-            self._idle.append(searcher)
-            self._lock.notify()
-
     def _search_with(self, fn):
         # Whoosh readers are not safe to share between threads mid-read, so each search has a searcher to
         # itself, from a small pool: one slow search does not hold up the others.
-        searcher = self._acquire()
-        try:
-            with _no_gc():
-                return fn(searcher)
-        finally:
-            self._release(searcher)
+        with self._pool.searcher() as searcher, no_gc():
+            return fn(searcher)
 
     def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
                limit: int = 20, budget: float | None = SEARCH_BUDGET) -> list[Hit]:
@@ -452,7 +348,7 @@ class Index:
                     top = phrase.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow,
                                             use_numpy=use_numpy, pairs_field=phrase.PAIRS, check=deadline)
             if top is None:
-                collector = _Budgeted(searcher.collector(limit=limit), deadline)
+                collector = Budgeted(searcher.collector(limit=limit), deadline)
                 if combined is not None:  # outside: it takes the matches from the budgeted one
                     collector = FilterCollector(collector, combined)
                 searcher.search_with_collector(q, collector)
