@@ -174,6 +174,20 @@ def test_unwritable_outputs_and_bad_voice_samples_fail_before_any_engine_loads(b
     assert not loaded and not (tmp_path / "out2").exists()
 
 
+def test_batch_checks_outputs_and_voice_samples_before_any_engine_loads(bad_inputs, tmp_path):
+    good = bad_inputs["truncated"][0].with_name("whole.flac")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    proc = majlis("batch", str(good), "--out", str(a_file / "out"), "--asr", "sphinx")
+    assert_one_line_error(proc, "--out", "not writable")
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "Tahir.wav").write_bytes(b"RIFF not really")
+    proc = majlis("batch", str(good), "--out", str(tmp_path / "out"), "--asr", "sphinx", "--speakers", str(voices))
+    assert_one_line_error(proc, "Tahir.wav")
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
 def test_the_temporary_folder_must_have_room_for_the_decoded_samples(tmp_path):
     from majlis.errors import OutputError
     from majlis.files import check_writable
