@@ -497,8 +497,24 @@ def real_whisper(d: dict) -> str:
         ])])
 
 
-RENDER = {"real_whisper": real_whisper, "pipeline": pipeline, "whisper_path": whisper_path, "whisper_path_cuda": whisper_path_gpu, "search": search,
-          "batch": batch}
+def web(d: dict) -> str:
+    t = d["targets"]
+    rows = [["p50", f"{f(d['p50_ms'], 1)} ms", ""], ["p99", f"{f(d['p99_ms'], 1)} ms",
+            f"< {f(t['p99_ms'], 0)} ms: {ok(d['p99_ms'] < t['p99_ms'])}"], ["max", f"{f(d['max_ms'], 1)} ms", ""],
+            ["errors (non-200 or no answer)", f(d["errors"]), f"{f(t['errors'])}: {ok(d['errors'] <= t['errors'])}"]]
+    kinds = ", ".join(f"{k} {f(v, 1)} ms" for k, v in d["by_kind_p99_ms"].items())
+    return "\n".join([
+        f"`majlis serve` as its own process on a {f(d['hours'], 0)} h synthetic archive, {d['clients']} client "
+        f"threads on loopback keep-alive connections, {f(d['requests'])} requests (a quarter each: one word, a "
+        f"phrase, a word for one speaker, the search page), while another process committed an episode to the "
+        f"index every half second ({f(d['commits_during_run'])} commits landed during the run). "
+        f"{f(d['requests_per_s'], 0)} requests/s over {f(d['wall_s'], 1)} s.", "",
+        table(["latency per request", "measured", "target"], rows), "",
+        f"p99 by kind: {kinds}."])
+
+
+RENDER = {"real_whisper": real_whisper, "pipeline": pipeline, "whisper_path": whisper_path,
+          "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web}
 
 
 EARLIER_PIPELINE = "pipeline-asr-in-thread.json"  # the pipeline before sphinx moved to a child process

@@ -169,3 +169,12 @@ def test_hours_of_words_against_thousands_of_turns_match_a_brute_force():
     for i in rng.sample(range(len(words)), 300):
         _, s, e = words[i]
         assert got[i] == brute(s, e), words[i]
+
+
+def test_a_segment_holds_every_word_even_when_a_long_word_ends_last():
+    # ASR may give a long word that ends after a shorter one starting later: the segment still holds both
+    words = [Word("Weeeell", 1.0, 3.0), Word("so", 1.5, 2.0)]
+    (seg,) = align_words([Segment(0, "", 1.0, 3.0, "Weeeell so", tuple(words))], [Turn("A", 0.0, 4.0)],
+                         duration=4.0)
+    assert (seg.start, seg.end) == (1.0, 3.0)
+    assert all(seg.start <= w.start <= w.end <= seg.end for w in seg.words)

@@ -186,6 +186,31 @@ def test_missing_file(tmp_path):
     assert_one_line_about(e, path, "no such file")
 
 
+def test_symlink_loops_and_broken_links_are_named(tmp_path):
+    (tmp_path / "a.mp3").symlink_to(tmp_path / "b.mp3")
+    (tmp_path / "b.mp3").symlink_to(tmp_path / "a.mp3")
+    with pytest.raises(AudioError) as e:
+        decode(tmp_path / "a.mp3")
+    assert_one_line_about(e, tmp_path / "a.mp3", "symbolic link loop")
+    (tmp_path / "gone.mp3").symlink_to(tmp_path / "deleted.mp3")
+    with pytest.raises(AudioError) as e:
+        probe(tmp_path / "gone.mp3")
+    assert_one_line_about(e, tmp_path / "gone.mp3", f"broken symbolic link (to {tmp_path / 'deleted.mp3'}")
+
+
+def test_an_m4a_cut_inside_its_moov_box_is_truncated_not_garbage(made, tmp_path):
+    data = (made / "faststart.m4a").read_bytes()
+    at = data.find(b"moov") - 4
+    size = int.from_bytes(data[at:at + 4], "big")
+    # every cut inside the index: ffmpeg's own words for these range from "Invalid data" to an audio-less file
+    for cut in range(at + 9, at + size, max(1, size // 40)):
+        path = tmp_path / f"cut{cut}.m4a"
+        path.write_bytes(data[:cut])
+        with pytest.raises(AudioError) as e:
+            probe(path)
+        assert_one_line_about(e, path, "truncated (its 'moov' box, the index of the audio, is cut off after")
+
+
 def test_directory(tmp_path):
     with pytest.raises(AudioError) as e:
         decode(tmp_path)

@@ -190,3 +190,12 @@ def test_real_whisper_quick(tmp_path):
         assert 0 <= runs[kind]["wer"] < 0.5
     assert all(r["wall_s"] > 0 and r["peak_tree_rss_mb"] > 0 for r in runs.values())
     assert data["overhead_ratio"] > 0 and set(data["verdict"]) == {"rtf_ok", "overhead_ok", "peak_rss_ok"}
+
+
+@pytest.mark.slow
+def test_web_quick(tmp_path):
+    d = run_quick("web", tmp_path)
+    assert d["answered"] == d["requests"] == 200 and d["clients"] == 2
+    assert d["errors"] == 0 and d["statuses"] == {"200": 200}, d["error_samples"]
+    assert d["commits_during_run"] >= 0 and 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]
+    assert set(d["by_kind_p99_ms"]) == {"single", "phrase", "speaker", "page"}

@@ -139,3 +139,93 @@ def test_python_dash_m_and_version():
     proc = majlis("--version")
     assert proc.returncode == 0
     assert "majlis" in proc.stdout
+
+
+def transcribe_no_engine(*args: str) -> tuple[subprocess.CompletedProcess, bool]:
+    """`majlis transcribe ARGS` in a fresh process; also says whether any engine library got imported."""
+    code = ("import sys\nfrom majlis.cli import main\ntry:\n    main(['transcribe', *sys.argv[1:]])\n"
+            "finally:\n    heavy = [m for m in ('torch', 'pocketsphinx', 'resemblyzer', 'whisper') if m in sys.modules]\n"
+            "    print('HEAVY', heavy, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    heavy = next(ln for ln in proc.stderr.splitlines() if ln.startswith("HEAVY"))
+    proc.stderr = "\n".join(ln for ln in proc.stderr.splitlines() if not ln.startswith("HEAVY"))
+    return proc, heavy != "HEAVY []"
+
+
+def test_unwritable_outputs_and_bad_voice_samples_fail_before_any_engine_loads(bad_inputs, tmp_path):
+    good = bad_inputs["truncated"][0].with_name("whole.flac")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for args, needles in [
+        (["--out", str(a_file / "sub")], ["--out", "not writable", "not a directory"]),
+        (["--out", "/proc/majlis-out"], ["--out /proc/majlis-out", "not writable"]),
+        (["--out", str(tmp_path / "out"), "--index", "/proc/majlis-index"], ["--index", "not writable"]),
+    ]:
+        proc, loaded = transcribe_no_engine(str(good), "--asr", "sphinx", *args)
+        assert_one_line_error(proc, *needles)
+        assert not loaded
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "Tahir.mp3").write_text("not a recording")
+    proc, loaded = transcribe_no_engine(str(good), "--asr", "sphinx", "--speakers", str(voices),
+                                        "--out", str(tmp_path / "out2"))
+    assert_one_line_error(proc, "Tahir.mp3", "not an audio")
+    assert not loaded and not (tmp_path / "out2").exists()
+
+
+def test_batch_checks_outputs_and_voice_samples_before_any_engine_loads(bad_inputs, tmp_path):
+    good = bad_inputs["truncated"][0].with_name("whole.flac")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    proc = majlis("batch", str(good), "--out", str(a_file / "out"), "--asr", "sphinx")
+    assert_one_line_error(proc, "--out", "not writable")
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    (voices / "Tahir.wav").write_bytes(b"RIFF not really")
+    proc = majlis("batch", str(good), "--out", str(tmp_path / "out"), "--asr", "sphinx", "--speakers", str(voices))
+    assert_one_line_error(proc, "Tahir.wav")
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_the_temporary_folder_must_have_room_for_the_decoded_samples(tmp_path):
+    from majlis.errors import OutputError
+    from majlis.files import check_writable
+
+    check_writable(tmp_path, "TMPDIR", need=1)
+    with pytest.raises(OutputError, match="MB free, .* MB needed"):
+        check_writable(tmp_path, "TMPDIR", need=10**18)
+
+
+@pytest.fixture(scope="module")
+def glitched(tmp_path_factory) -> Path:
+    """12 s of the panel as MP3 with 40 zeroed bytes in the middle: a frame or two the decoder conceals."""
+    d = tmp_path_factory.mktemp("glitch")
+    ffmpeg("-i", str(PANEL), "-t", "12", str(d / "whole.mp3"))
+    data = bytearray((d / "whole.mp3").read_bytes())
+    data[len(data) // 2: len(data) // 2 + 40] = bytes(40)
+    (d / "glitch.mp3").write_bytes(bytes(data))
+    return d / "glitch.mp3"
+
+
+@pytest.mark.slow
+def test_a_damaged_recording_is_transcribed_and_marked_or_refused_with_strict(glitched, tmp_path):
+    proc = majlis("transcribe", str(glitched), "--asr", "sphinx", "--diarizer", "none", "--out", str(tmp_path / "a"))
+    assert proc.returncode == 0, proc.stderr
+    assert "damaged" in proc.stdout and "decoded with errors" in proc.stderr
+    data = json.loads((tmp_path / "a" / "glitch.json").read_text())
+    assert data["damaged"] is True and data["damage"]["errors"] >= 1 and data["damage"]["first_error"]
+    assert 0 <= data["damage"]["missing"] < 1.0 and data["segments"]
+    from majlis.files import read_transcript
+
+    assert read_transcript(tmp_path / "a" / "glitch.json").damage.errors == data["damage"]["errors"]
+    proc = majlis("transcribe", str(glitched), "--asr", "sphinx", "--diarizer", "none", "--strict",
+                  "--out", str(tmp_path / "b"))
+    assert_one_line_error_after_warning(proc, "glitch.mp3", "damaged", "--strict")
+    assert not list((tmp_path / "b").glob("*"))
+
+
+def assert_one_line_error_after_warning(proc, *needles: str) -> None:
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("majlis: error: ")]
+    assert len(errors) == 1 and all(n.lower() in errors[0].lower() for n in needles), proc.stderr

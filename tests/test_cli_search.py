@@ -264,3 +264,25 @@ def test_search_loads_no_engine(indexed):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"search imported {proc.stdout.strip()}"
+
+
+def test_empty_filters_and_field_syntax_are_one_line_errors(indexed):
+    assert_one_line_error(majlis("search", "taliban", "--index", str(indexed), "--episode", ""), 2, "--episode ''")
+    assert_one_line_error(majlis("search", "taliban", "--index", str(indexed), "--speaker", ""), 2, "--speaker ''")
+    assert_one_line_error(majlis("search", "audio:foo", "--index", str(indexed)), 2, "not supported")
+    assert_one_line_error(majlis("search", "taliban~99", "--index", str(indexed)), 2, "at most 2 typos")
+    assert_one_line_error(majlis("search", "taliban", "speaker:Nobody", "--index", str(indexed)), 2,
+                          "Nobody", TRUTH["speakers"][0])
+    r = invoke("search", f'"{SHARED}"', f"speaker:{SHARED_BY[0]}", "--index", str(indexed), "--json")
+    assert r.exit_code == 0 and [h["speaker"] for h in json.loads(r.output)] == [SHARED_BY[0]]
+    r = invoke("search", "ＴＡＬＩＢＡＮ", "--index", str(indexed), "--json")
+    assert r.exit_code == 0 and json.loads(r.output) == json.loads(invoke("search", "taliban", "--index", str(indexed),
+                                                                          "--json").output)
+
+
+def test_an_index_left_empty_answers_no_matches(tmp_path):
+    from majlis.index import Index
+
+    Index(tmp_path / "ix", create=True)  # what a kill between creating and the first commit leaves
+    proc = majlis("search", "taliban", "--index", str(tmp_path / "ix"))
+    assert proc.returncode == 1 and "no matches" in proc.stderr and "Traceback" not in proc.stderr

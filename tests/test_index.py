@@ -407,3 +407,98 @@ def test_searches_never_see_half_an_episode(tmp_path, panel, vocab):
         searches += 1
     assert proc.wait() == 0 and proc.stdout.read().strip() == "done"
     assert searches > 3
+
+
+# -- cost limits and hostile queries (issue 21) ---------------------------------------------------------
+
+def test_an_index_created_and_never_written_answers_no_matches(tmp_path):
+    ix = Index(tmp_path / "empty", create=True)
+    for query in ("taliban", '"sharia law"', "uzbek*", "taliban~", "a OR b"):
+        assert ix.search(query) == []
+    assert Index(tmp_path / "empty").search("taliban") == []  # a fresh process sees the same
+
+
+@pytest.mark.parametrize("query,needle", [
+    ("x" * 501, "at most 500"), ('"' + "the taliban said " * 40 + '"', "at most 500"),
+    ("taliban~99", "at most 2 typos"), ("taliban~3", "at most 2 typos"),
+    ("audio:foo", "not supported"), ("taliban episode:panel", "not supported"),
+    ("speaker:Tahir", "add words"), ("taliban -speaker:Tahir", "only narrows"),
+    ("(speaker:Tahir OR taliban)", "only narrows"), ("taliban speaker:", "give a name"),
+])
+def test_costly_and_unsupported_queries_are_refused(index, query, needle):
+    with pytest.raises(QueryError, match=needle):
+        index.search(query)
+
+
+def test_two_typos_still_search(index):
+    found = {h.start for h in index.search("taliban")}
+    assert {h.start for h in index.search("talibn~")} == found
+    assert found <= {h.start for h in index.search("talbn~2")}
+
+
+def test_speaker_in_the_query_filters_like_the_option(index):
+    both = index.search(f'"{SHARED}"')
+    assert sorted(h.speaker for h in both) == sorted(SHARED_BY)
+    for name in SHARED_BY:
+        by_option = index.search(f'"{SHARED}"', speakers=[name])
+        assert [h.speaker for h in by_option] == [name]
+        assert index.search(f'"{SHARED}" speaker:{name.lower()}') == by_option
+        assert index.search(f'speaker:"{name}" "{SHARED}"') == by_option
+    # both ways given: both must hold
+    assert index.search(f'"{SHARED}" speaker:{SHARED_BY[0]}', speakers=[SHARED_BY[1]]) == []
+    # a colon inside a word or a quoted phrase is text, not a field
+    assert index.search('"speaker:Tahir"') == [] and index.search("12:04") == []
+
+
+def test_empty_filters_are_refused(index):
+    from majlis.errors import UsageError
+
+    with pytest.raises(UsageError, match="empty episode"):
+        index.search("taliban", episode="")
+    with pytest.raises(UsageError, match="empty speaker"):
+        index.search("taliban", speakers=[" "])
+
+
+def test_fullwidth_and_compatibility_forms_find_the_plain_words(tmp_path, index):
+    plain = index.search("taliban")
+    assert plain and index.search("ＴＡＬＩＢＡＮ") == plain
+    assert index.search('"ｓｈａｒｉａ ｌａｗ"') == index.search('"sharia law"')
+    # and the other way round: a transcript written in fullwidth forms is found by plain letters
+    seg = Segment(0, "Host", 1.0, 3.0, "ＴＡＬＩＢＡＮ ﬁghters", timed_words("ＴＡＬＩＢＡＮ ﬁghters", 1.0, 3.0))
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("wide", "wide.mp3", 4.0, "en", {}, ("Host",), (seg,))])
+    (hit,) = ix.search("taliban fighters")
+    assert hit.text == "[ＴＡＬＩＢＡＮ ﬁghters]" and hit.start == 1.0 and hit.end == pytest.approx(seg.words[-1].end, abs=0.01)
+
+
+def test_every_search_has_a_time_budget(tmp_path):
+    from majlis.errors import SearchTooSlow
+
+    # enough segments that each kind of search reads many posting blocks or candidates
+    segs = tuple(Segment(i, "Host", i * 2.0, i * 2.0 + 1.5, "the cat and the hat said the word",
+                         timed_words("the cat and the hat said the word", i * 2.0, i * 2.0 + 1.5))
+                 for i in range(3000))
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("many", "many.mp3", 6001.0, "en", {}, ("Host",), segs)])
+    for query in ("the", '"the cat"', '"the cat and the hat"', "cat OR hat", "th*", "hat~"):
+        assert len(ix.search(query, limit=5)) == 5
+        with pytest.raises(SearchTooSlow, match="stopped after"):
+            ix.search(query, limit=5, budget=1e-9)
+    assert len(ix.search("the", budget=None)) == 20
+
+
+def test_a_full_disk_while_indexing_is_one_error_naming_the_index(tmp_path, panel, monkeypatch):
+    from majlis.errors import OutputError
+    from whoosh.writing import SegmentWriter
+
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+
+    def disk_full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SegmentWriter, "commit", disk_full)
+    with pytest.raises(OutputError, match=f"{tmp_path / 'ix'}: cannot write the index .No space left on device"):
+        ix.add([dataclasses.replace(panel, episode="other")])
+    monkeypatch.undo()
+    assert [e["episode"] for e in Index(tmp_path / "ix").episodes()] == ["panel"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,92 @@ def test_rename_with_index_makes_searches_find_the_new_name(out, tmp_path):
         assert [h.speaker for h in hits] == ["Mudaqiq"]
         assert {s["speaker"] for s in index.speakers()} == {"Bruce Pannier", "SPEAKER_00", "Mudaqiq"}
         assert [e["episode"] for e in index.episodes()] == ["panel"]
+
+
+class Killed(BaseException):
+    """Stands for a kill -9: nothing in majlis catches it."""
+
+
+def test_a_missing_index_is_found_before_anything_is_written(out, tmp_path):
+    before = snapshot(out)
+    r = rename(str(out / "panel.json"), "SPEAKER_01=Mudaqiq", "--index", str(tmp_path / "no-index"))
+    assert r.exit_code == 2 and "no index" in r.output
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("with_index", [False, True])
+def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_path_factory, monkeypatch,
+                                                                        with_index):
+    import majlis.rename as rn
+    from majlis.index import Index
+
+    def indexed(folder: Path) -> Path:
+        index_dir = folder.with_name(f"{folder.name}-index")
+        with Index(index_dir, create=True) as index:
+            index.add([read_transcript(folder / "panel.json")], transcript_paths={"panel": folder / "panel.json"})
+        return index_dir
+
+    def state(folder: Path, index_dir: Path | None):
+        files = {k: v for k, v in snapshot(folder).items() if not k.startswith(".")}
+        if index_dir is None:
+            return files, None
+        with Index(index_dir) as index:
+            return files, sorted(s["speaker"] for s in index.speakers())
+
+    args = ["SPEAKER_00=Muhammad Tahir", "SPEAKER_01=Bruce Pannier"]  # a rename and a merge
+    tmp_path = tmp_path_factory.mktemp("kills")  # beside `out`, not inside it
+    clean = tmp_path / "clean"
+    shutil.copytree(out, clean)
+    clean_index = indexed(clean) if with_index else None
+    r = rename(str(clean / "panel.json"), *args, *(["--index", str(clean_index)] if with_index else []))
+    assert r.exit_code == 0, r.output
+    expected = state(clean, clean_index)
+
+    real_write, real_add = rn.atomic_write_text, Index.add
+    steps = 1 + len([p for p in out.iterdir() if p.name.startswith("panel.") and p.name != "panel.json"]) + 1
+    for kill_at in range(steps + with_index):
+        work = tmp_path / f"kill{kill_at}"
+        shutil.copytree(out, work)
+        index_dir = indexed(work) if with_index else None
+        calls = []
+
+        def counted(fn):
+            def wrapper(*a, **k):
+                calls.append(fn)
+                if len(calls) - 1 == kill_at:
+                    raise Killed()
+                return fn(*a, **k)
+            return wrapper
+
+        monkeypatch.setattr(rn, "atomic_write_text", counted(real_write))
+        monkeypatch.setattr(Index, "add", counted(real_add))
+        extra = ["--index", str(index_dir)] if with_index else []
+        with pytest.raises(Killed):
+            CliRunner().invoke(main, ["rename", str(work / "panel.json"), *args, *extra], catch_exceptions=False)
+        monkeypatch.setattr(rn, "atomic_write_text", real_write)
+        monkeypatch.setattr(Index, "add", real_add)
+        r = rename(str(work / "panel.json"), *args, *extra)  # the same command again
+        assert r.exit_code == 0, (kill_at, r.output)
+        assert state(work, index_dir) == expected, kill_at
+        assert not (work / ".panel.json.rename").exists()
+
+
+def test_an_interrupted_rename_must_be_finished_before_another(out, monkeypatch):
+    import majlis.rename as rn
+
+    real = rn.atomic_write_text
+
+    def stop_after_json(path, text):
+        real(path, text)
+        if Path(path).name == "panel.json":
+            raise Killed()
+
+    monkeypatch.setattr(rn, "atomic_write_text", stop_after_json)
+    with pytest.raises(Killed):
+        CliRunner().invoke(main, ["rename", str(out / "panel.json"), "SPEAKER_01=Mudaqiq"], catch_exceptions=False)
+    monkeypatch.setattr(rn, "atomic_write_text", real)
+    r = rename(str(out / "panel.json"), "SPEAKER_00=Tahir")
+    assert r.exit_code == 2 and "interrupted" in r.output and "SPEAKER_01='Mudaqiq'" in r.output
+    assert rename(str(out / "panel.json"), "SPEAKER_01=Mudaqiq").exit_code == 0
+    assert rename(str(out / "panel.json"), "SPEAKER_00=Tahir").exit_code == 0
+    assert "Mudaqiq" in (out / "panel.srt").read_text() and "Tahir" in (out / "panel.vtt").read_text()

@@ -125,10 +125,11 @@ def live(site):
     server.stop()
 
 
-def raw_get(port: int, target: str) -> tuple[int, bytes]:
+def raw_get(port: int, target: str, host: str = "localhost") -> tuple[int, bytes]:
     """GET with the request target exactly as given: no client normalises dots or encodings away."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET " + target.encode("latin-1") + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET " + target.encode("latin-1") + b" HTTP/1.1\r\nHost: " + host.encode() +
+                  b"\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := s.recv(65536):
             data += chunk
@@ -361,7 +362,8 @@ def test_serve_port_in_use_is_one_line_exit_2(site):
 def test_serve_command_serves_and_stops_on_ctrl_c(site):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "majlis", "serve", "--index", str(site["root"] / "index"),
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             "--port", "0", "--allowed-host", "majlis.lan"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         assert "serving 4 episodes" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -371,6 +373,10 @@ def test_serve_command_serves_and_stops_on_ctrl_c(site):
         status, body = raw_get(port, "/api/search?q=%22executed+under+Sharia+law%22")
         assert status == 200
         assert json.loads(body) == [h.to_dict() for h in site["index"].search('"executed under Sharia law"')]
+        # DNS rebinding: only the bound address, loopback names and --allowed-host are answered
+        for host, expected in [(f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), ("majlis.lan", 200),
+                               (f"evil.example:{port}", 400), ("127.0.0.1.evil.example", 400), ("", 400)]:
+            assert raw_get(port, "/api/episodes", host)[0] == expected, host
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -379,3 +385,100 @@ def test_serve_command_serves_and_stops_on_ctrl_c(site):
             proc.kill()
             raise
     assert proc.returncode == 0, proc.stderr.read()
+
+
+# -- robustness (issue 21) -------------------------------------------------------------------------------------
+
+def test_host_header_is_checked_on_every_route(site):
+    guarded = TestClient(create_app(site["index"], allowed_hosts=["127.0.0.1", "localhost"]))
+    for path in ("/", "/api/episodes", "/static/majlis.css", "/audio/panel", "/nowhere"):
+        r = guarded.get(path, headers={"Host": "attacker.example"})
+        assert r.status_code == 400 and "attacker.example" in r.text and "--allowed-host" in r.text, path
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert guarded.get("/api/episodes", headers={"Host": "localhost:8000"}).status_code == 200
+    assert guarded.get("/api/episodes", headers={"Host": "[::1]:8000"}).status_code == 400  # not allowed here
+
+
+def test_times_past_the_recording_or_not_finite_are_400(client, site):
+    duration = site["panel"].duration
+    for t in ("9" * 400, "1e400", "nan", "inf", str(duration + 1), "99:59:59", "-1"):
+        r = client.get("/episode/panel", params={"t": t})
+        assert r.status_code == 400 and "Infinity" not in r.text, t
+    r = client.get("/episode/panel", params={"t": "1:02.5"})
+    assert r.status_code == 200 and '"t": 62.5' in r.text
+
+
+def test_head_works_where_get_does(client):
+    for path in ("/", "/search?q=taliban", "/episode/panel", "/api/search?q=taliban", "/api/episodes",
+                 "/api/speakers", "/api/episodes/panel", "/audio/panel", "/static/majlis.css"):
+        get, head = client.get(path), client.head(path)
+        assert get.status_code == head.status_code == 200, path
+        assert head.content == b"" and head.headers["content-type"] == get.headers["content-type"], path
+        assert head.headers["Content-Security-Policy"], path
+
+
+def test_an_index_deleted_while_serving_answers_503_with_headers(tmp_path):
+    site = build_site(tmp_path)
+    app = TestClient(create_app(Index(site["root"] / "index")), raise_server_exceptions=False)
+    assert app.get("/search", params={"q": "taliban"}).status_code == 200
+    shutil.rmtree(site["root"] / "index")
+    for path in ("/", "/search?q=taliban", "/episode/panel", "/api/search?q=taliban", "/api/episodes"):
+        r = app.get(path)
+        assert r.status_code == 503 and "index is gone" in r.text, (path, r.status_code, r.text[:200])
+        assert r.headers["Content-Security-Policy"] and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_unexpected_failure_is_a_500_with_the_security_headers(site, monkeypatch):
+    app = TestClient(create_app(site["index"]), raise_server_exceptions=False)
+    monkeypatch.setattr(site["index"], "episodes", lambda: 1 / 0)
+    r = app.get("/api/episodes")
+    assert r.status_code == 500 and "Traceback" not in r.text
+    assert r.headers["Content-Security-Policy"] and r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.fixture(scope="module")
+def large_index(tmp_path_factory) -> Index:
+    """4,000 segments of words from a 30,000-word vocabulary: a few fuzzy words take seconds to expand."""
+    import random
+
+    rng = random.Random(21)
+    vocab = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 9)))
+             for _ in range(30_000)]
+    segs = tuple(Segment(i, "Host", i * 3.0, i * 3.0 + 2.5, " ".join(rng.sample(vocab, 12))) for i in range(4000))
+    segs += (Segment(4000, "Guest", 12_000.0, 12_002.0, "the quick brown fox"),)
+    index = Index(tmp_path_factory.mktemp("large") / "index", create=True)
+    index.add([Transcript("large", "large.mp3", 12_003.0, "en", {}, ("Host", "Guest"), segs)])
+    return index
+
+
+@pytest.mark.slow
+def test_a_slow_search_holds_up_no_other_and_stops_at_its_budget(large_index):
+    """One costly query and 50 cheap ones at once against a real server: the cheap ones never wait for the
+    costly one (they did behind one lock), which is stopped at its time budget with 503 and a message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    slow_query = " OR ".join(f"{w}~2" for w in ("abcd", "bcde", "cdef", "defg", "efgh", "fghi"))
+    server = LiveServer(large_index)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            assert http.get("/api/search", params={"q": "fox"}).status_code == 200  # warm: numpy, tables
+
+            def timed(q: str):
+                t0 = time.perf_counter()
+                r = http.get("/api/search", params={"q": q})
+                return r, time.perf_counter() - t0
+
+            with ThreadPoolExecutor(max_workers=51) as pool:
+                slow = pool.submit(timed, slow_query)
+                time.sleep(0.2)  # the slow one is under way
+                fast = list(pool.map(timed, ["fox"] * 50))
+                slow_response, slow_seconds = slow.result()
+        assert slow_response.status_code == 503 and "stopped after" in slow_response.json()["error"]
+        assert all(r.status_code == 200 and r.json()[0]["speaker"] == "Guest" for r, _ in fast)
+        waits = sorted(s for _, s in fast)
+        # behind one lock each cheap search waited for the costly one (seconds); now none comes near it
+        assert waits[-1] < slow_seconds / 2, (waits[-5:], slow_seconds)
+    finally:
+        server.stop()

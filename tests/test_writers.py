@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from majlis.errors import UsageError
+from majlis.errors import OutputError, UsageError
 from majlis.files import read_transcript
 from majlis.types import Segment, Transcript, Turn, Word
 from majlis.writers import LINE_CHARS, WRITERS, Writer, clock, parse_formats, write_transcript
@@ -212,11 +212,31 @@ def test_a_crash_during_the_write_itself_keeps_the_previous_file(tmp_path, trans
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", fsync_fails)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=f"{tmp_path}: cannot write there .No space left on device: free some"):
         write_transcript(transcript.with_changes(segments=()), tmp_path, ["json"])
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["panel.json"]
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("fail_at", range(7))
+def test_the_set_of_exports_is_replaced_all_together_or_not_at_all(tmp_path, transcript, monkeypatch, fail_at):
+    written = write_transcript(transcript, tmp_path, ["all"])
+    assert len(written) == 7
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_fsync, calls = os.fsync, []
+
+    def disk_fills(fd):  # the disk fills while the fail_at-th file of seven is written
+        calls.append(fd)
+        if len(calls) == fail_at + 1:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_fills)
+    with pytest.raises(OutputError):
+        write_transcript(transcript.with_changes(segments=transcript.segments[:1]), tmp_path, ["all"])
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # every old file, no temp left
 
 
 def test_cues_spread_text_evenly_instead_of_leaving_a_widow():

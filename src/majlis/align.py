@@ -199,7 +199,9 @@ def align_words(
         words.append(Word(text, start, end, speaker, probability))
     runs = _segments(words, [t.asr_first for t in tokens])
     return tuple(
-        Segment(i, run[0].speaker or FALLBACK_SPEAKER, run[0].start, run[-1].end, join_words(w.word for w in run),
-                tuple(run))
+        # The end is the latest word end, not the last word's: a long word may end after a short one that
+        # starts later, and every word must lie inside its segment (majlis.validate).
+        Segment(i, run[0].speaker or FALLBACK_SPEAKER, run[0].start, max(w.end for w in run),
+                join_words(w.word for w in run), tuple(run))
         for i, run in enumerate(runs)
     )

@@ -14,6 +14,7 @@ file is removed when the last array that maps it goes away.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import mmap
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import AudioError
+from .types import Damage
 
 log = logging.getLogger("majlis")
 
@@ -99,7 +101,7 @@ def probe(path: str | os.PathLike) -> Probe:
     """Check that `path` is a readable recording with an audio stream, without decoding it."""
     p = Path(path)
     if not p.exists():
-        raise AudioError(f"{p}: no such file")
+        raise AudioError(f"{p}: {_why_missing(p)}")
     if p.is_dir():
         raise AudioError(f"{p}: is a directory, not a recording")
     try:
@@ -117,9 +119,13 @@ def probe(path: str | os.PathLike) -> Probe:
         errors="replace",
     )
     err = proc.stderr
+    # A container cut inside its index reads as garbage, as no audio, or as audio that is not there.
+    cut = _container_cut(p, "")
+    if cut:
+        raise AudioError(f"{p}: truncated ({cut})")
+    m = _AUDIO_STREAM.search(err)
     if "Input #0" not in err:
         raise AudioError(f"{p}: {_unreadable(err, p)}")
-    m = _AUDIO_STREAM.search(err)
     if not m:
         raise AudioError(f"{p}: has no audio stream")
     d = _DURATION.search(err)
@@ -237,9 +243,48 @@ def _wav_cut(buf) -> str | None:
     return None
 
 
+def _why_missing(p: Path) -> str:
+    """Why a path that does not exist (for Path.exists) is not there: no such file, a link loop, a broken link."""
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop (the links point at each other, never at a file)"
+        if p.is_symlink():
+            return f"a broken symbolic link (to {os.readlink(p)}, which does not exist)"
+        if e.errno not in (errno.ENOENT, errno.ENOTDIR):
+            return f"cannot be read ({e.strerror})"
+    return "no such file"
+
+
+def _mp4_cut(buf) -> str | None:
+    """The top-level box of an MP4/M4A/MOV cut off by the end of the file, when it is not the audio itself
+    (a cut mdat is left to the decoder: what precedes the cut decodes)."""
+    pos, n = 0, len(buf)
+    while pos + 8 <= n:
+        size, kind = int.from_bytes(buf[pos:pos + 4], "big"), bytes(buf[pos + 4:pos + 8])
+        head = 8
+        if size == 1 and pos + 16 <= n:
+            size, head = int.from_bytes(buf[pos + 8:pos + 16], "big"), 16
+        elif size == 0:
+            return None
+        if size < head:
+            return None
+        if pos + size > n:
+            if kind == b"mdat":
+                return None
+            name = kind.decode("latin-1")
+            return f"its '{name}' box{', the index of the audio,' if kind == b'moov' else ''} is cut off after " \
+                   f"{n - pos:,} of {size:,} bytes"
+        pos += size
+    return None
+
+
 def _container_cut(path: Path, codec: str) -> str | None:
     try:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            if buf[4:8] == b"ftyp":
+                return _mp4_cut(buf)
             if buf[:4] == b"OggS":
                 return _ogg_cut(buf)
             if buf[:4] == b"RIFF" and buf[8:12] == b"WAVE":
@@ -398,7 +443,20 @@ def decode(path: str | os.PathLike, *, sample_rate: int = SAMPLE_RATE) -> np.nda
         raise AudioError(f"{p}: no decodable audio ({problems[0] if problems else 'empty audio stream'})")
     if problems:
         log.warning("%s: decoded with errors, damaged parts concealed (%s)", p, problems[0])
+        missing = None
+        if info.duration and not info.estimated:
+            missing = max(0.0, info.duration - decoded)
+        _DAMAGE[id(samples)] = Damage(len(problems), problems[0], missing)
+        weakref.finalize(samples, _DAMAGE.pop, id(samples), None)
     return samples
+
+
+_DAMAGE: dict[int, Damage] = {}
+
+
+def damage_of(samples: np.ndarray) -> Damage | None:
+    """What decode() concealed in these samples, or None if they decoded cleanly."""
+    return _DAMAGE.get(id(samples))
 
 
 def is_audio_path(path: Path) -> bool:

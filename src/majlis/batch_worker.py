@@ -263,6 +263,7 @@ class Worker:
                     transcript = pipeline.assemble(
                         episode=ep, audio_path=task.source, samples=samples, asr_result=asr,
                         diarization=diarization, naming=naming, engines=names, metadata=task.metadata,
+                        damage=pipeline.audio.damage_of(samples),
                     )
                     written = write_transcript(transcript, self.out, list(s.formats))
                     outputs = tuple(sorted(os.path.relpath(p, self.out) for p in written))

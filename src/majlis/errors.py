@@ -19,6 +19,12 @@ class AudioError(MajlisError):
     exit_code = 2
 
 
+class OutputError(MajlisError):
+    """A place results go to cannot take them: read-only, full, gone, not a folder."""
+
+    exit_code = 2
+
+
 class ModelError(MajlisError):
     """An engine or its weights cannot be loaded."""
 
@@ -46,6 +52,10 @@ class QueryError(MajlisError):
     """A malformed search query."""
 
     exit_code = 2
+
+
+class SearchTooSlow(QueryError):
+    """A search that ran past its time budget (it is stopped, not left running)."""
 
 
 class IndexBusy(MajlisError):

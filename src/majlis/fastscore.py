@@ -37,30 +37,57 @@ NUMPY_FROM = 2_000
 _BYTE_LENGTH = [byte_to_length(b) or 1 for b in range(256)]  # 1: whoosh's default for "no length"
 
 
+# A whoosh segment's length table never changes (deletions leave it as it is), so decoded tables are shared
+# by every reader of the segment: the searchers of the web app's pool, and the new searcher each commit
+# brings, decode only the segments they have not seen.
+_SHARED: dict[tuple, object] = {}
+_SHARED_MAX = 512
+
+
+def _shared_key(reader, kind: str, fieldname: str) -> tuple | None:
+    segid = getattr(reader, "_segid", None)
+    if segid is None:
+        return None
+    return (getattr(getattr(reader, "_storage", None), "folder", None), segid, reader.doc_count_all(), kind,
+            fieldname)
+
+
+def _shared(reader, kind: str, fieldname: str, make):
+    cache = reader.__dict__.setdefault(f"_majlis_{kind}", {})
+    if fieldname not in cache:
+        key = _shared_key(reader, kind, fieldname)
+        value = _SHARED.get(key) if key is not None else None
+        if value is None:
+            value = make()
+            if key is not None and value is not None:
+                if len(_SHARED) >= _SHARED_MAX:
+                    _SHARED.clear()
+                _SHARED[key] = value
+        cache[fieldname] = value
+    return cache[fieldname]
+
+
 def lengths(reader, fieldname: str) -> list[int] | None:
     """Every document's length of `fieldname` in one whoosh segment, or None if it cannot be read so."""
-    cache = reader.__dict__.setdefault("_majlis_lengths", {})
-    if fieldname not in cache:
-        table = None
+    def make():
         try:
             column = reader._perdoc._cached_reader(f"_{fieldname}_len", LENGTHS_COLUMN)
             if column is not None and column._fixedlen == 1:
                 raw = column._dbfile.get(column._basepos, column._count)
-                table = [_BYTE_LENGTH[b] for b in raw] + [1] * (reader.doc_count_all() - len(raw))
+                return [_BYTE_LENGTH[b] for b in raw] + [1] * (reader.doc_count_all() - len(raw))
         except (AttributeError, TypeError):
-            table = None
-        cache[fieldname] = table
-    return cache[fieldname]
+            pass
+        return None
+
+    return _shared(reader, "lengths", fieldname, make)
 
 
 def lengths_array(reader, fieldname: str):
     """lengths() as a numpy array (numpy is imported only by the callers that need it)."""
     import numpy as np
 
-    cache = reader.__dict__.setdefault("_majlis_lengths_np", {})
-    if fieldname not in cache:
-        cache[fieldname] = np.array(lengths(reader, fieldname), dtype=np.float64)
-    return cache[fieldname]
+    return _shared(reader, "lengths_np", fieldname,
+                   lambda: np.array(lengths(reader, fieldname), dtype=np.float64))
 
 
 def _length_lookup(reader, fieldname: str, btext: bytes, scorer):
@@ -75,7 +102,9 @@ def term_postings(reader, fieldname: str, btext: bytes, fmt):
     """(matcher, document frequency) of a term in one whoosh segment, or None if the segment lacks it.
     One look-up of the term's info (`in`, doc_frequency() and matcher() each make their own: at 20
     segments that was ~1 ms a word)."""
-    terms = reader._terms
+    terms = getattr(reader, "_terms", None)
+    if terms is None:  # whoosh's EmptyReader (an index created and never written): no terms at all
+        return None
     try:
         info = terms.term_info(fieldname, btext)
     except TermNotFound:
@@ -195,9 +224,10 @@ def _blocks(matcher):
 
 
 def top_term(searcher, fieldname: str, text: str, limit: int, allow: set[int] | None = None, *,
-             use_numpy: bool = True):
+             use_numpy: bool = True, check=None):
     """[(score, docnum)] of the `limit` best documents for one term, best first, as whoosh's TopCollector
-    ranks them; None when this searcher is not one this shortcut knows how to read."""
+    ranks them; None when this searcher is not one this shortcut knows how to read. `check()` is called
+    per posting block (it raises to stop the search)."""
     weighting = searcher.weighting
     field = searcher.schema[fieldname]
     if type(weighting) not in (BM25F, Weighting) or not field.scorable:
@@ -225,6 +255,8 @@ def top_term(searcher, fieldname: str, text: str, limit: int, allow: set[int] | 
                 return reader.doc_field_length(docnum, fieldname, 1)
         deleted = reader.deleted_docs_set
         for block in _blocks(matcher):
+            if check is not None:
+                check()
             if isinstance(block, tuple):
                 ids, weights = block
             else:

@@ -2,18 +2,57 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
-from .errors import TranscriptError
+from .errors import OutputError, TranscriptError
 from .types import Transcript
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write `data` so that `path` is either its old self or the complete new content, even after a crash."""
-    target = Path(path)
+    return atomic_write_set([(path, data)])[0]
+
+
+def atomic_write_set(items: Sequence[tuple[str | os.PathLike, bytes]]) -> list[Path]:
+    """Write several files as one: every temp file is written and synced first, and only then are they all
+    renamed into place. A failure before that (a full disk) removes the temps and leaves every old file as
+    it was; renames need no space. OSError becomes OutputError naming the folder and the cause."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in items:
+            target = Path(path)
+            staged.append((_staged(target, data), target))
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException as e:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError):
+            raise _output_error(e, Path(e.filename or staged[-1][1] if staged else items[0][0])) from None
+        raise
+    for folder in dict.fromkeys(target.parent for _, target in staged):
+        try:  # make the renames themselves durable
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+    return [target for _, target in staged]
+
+
+def _staged(target: Path, data: bytes) -> str:
+    """A synced temp file beside `target` holding `data` (removed again if writing it fails)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -23,22 +62,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return target
+    return tmp
+
+
+def _output_error(e: OSError, path: Path) -> OutputError:
+    folder = path if path.is_dir() else path.parent
+    hint = {errno.ENOSPC: ": free some space and run it again", errno.EDQUOT: ": over the disk quota",
+            errno.EROFS: ": a read-only file system", errno.EACCES: ": permission denied"}.get(e.errno, "")
+    return OutputError(f"{folder}: cannot write there ({e.strerror or e}{hint})")
+
+
+def check_writable(folder: str | os.PathLike, what: str, *, need: int = 0) -> None:
+    """OutputError now, before any long work, unless `folder` (created if missing) takes a file and has
+    `need` bytes free."""
+    p = Path(folder)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".majlis-probe.", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+        free = shutil.disk_usage(p).free
+    except OSError as e:
+        raise OutputError(f"{what} {p}: not writable ({e.strerror or e})") from None
+    if need and free < need:
+        raise OutputError(f"{what} {p}: {free / 1e6:,.0f} MB free, {need / 1e6:,.0f} MB needed")
 
 
 def _umask() -> int:
@@ -56,18 +109,20 @@ def transcript_json(transcript: Transcript) -> str:
 
 
 def read_transcript(path: str | os.PathLike) -> Transcript:
+    """A transcript file, checked whole (validate.py) before it becomes a Transcript: any fault is one
+    TranscriptError naming the file, the JSON path and the rule."""
+    from . import validate
+
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise TranscriptError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise TranscriptError(f"{p}: cannot be read ({e})") from None
-    except json.JSONDecodeError as e:
-        raise TranscriptError(f"{p}: not JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict):
-        raise TranscriptError(f"{p}: not a majlis transcript")
     try:
+        data = validate.parse(text)
+        validate.check(data)
         return Transcript.from_dict(data)
     except TranscriptError as e:
         raise TranscriptError(f"{p}: {e}") from None

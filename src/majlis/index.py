@@ -8,32 +8,48 @@ segment's stored words (see matching.py for how query terms are mapped onto them
 
 from __future__ import annotations
 
-import gc
+import errno
 import json
 import logging
 import sys
-import threading
+import unicodedata
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from whoosh import index as whoosh_index
-from whoosh.analysis import StemmingAnalyzer
+from whoosh.analysis import Filter, StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
+from whoosh.collectors import FilterCollector
 from whoosh.formats import Existence
 from whoosh.index import LockError
 from whoosh.query import And, Or, Phrase, Term
 
 from . import fastscore, phrase
-from .errors import AudioError, IndexBusy, IndexMissing, UsageError
-from .matching import parse_query, positive_leaves, span_and_snippet
+from .errors import AudioError, IndexBusy, IndexMissing, OutputError, UsageError
+from .matching import normalize, parse_query, positive_leaves, span_and_snippet, split_filters
+from .searchers import Budgeted, Deadline, SearcherPool, no_gc
 from .types import Hit, Transcript
 
 log = logging.getLogger("majlis")
 
+
+class Nfkc(Filter):
+    """Tokens in NFKC form: a fullwidth ＴＡＬＩＢＡＮ or a ligature is indexed (and matched in snippets) as the
+    plain letters that queries are normalised to (matching.normalize)."""
+
+    def __call__(self, tokens):
+        for t in tokens:
+            if not t.text.isascii():
+                t.text = unicodedata.normalize("NFKC", t.text)
+            yield t
+
+
 # No stop list and no minimum length: a quote is searched word for word ("the", "a" and "I" included),
-# and phrase positions stay those of the spoken words.
+# and phrase positions stay those of the spoken words. An index written before Nfkc keeps the analyzer it
+# was written with (whoosh stores it), which differs only for non-ASCII compatibility forms.
 ANALYZER = StemmingAnalyzer(stoplist=None, minsize=1)
+ANALYZER.items.insert(1, Nfkc())
 
 SCHEMA = Schema(
     kind=ID(),  # "seg" | "meta"
@@ -60,6 +76,8 @@ SCHEMA = Schema(
 )
 
 BUSY_TIMEOUT = 5.0
+# Seconds one search may take before it stops with SearchTooSlow; every search checks it as it goes.
+SEARCH_BUDGET = 5.0
 
 
 def speaker_key(name: str) -> str:
@@ -150,8 +168,7 @@ class Index:
     def __init__(self, path: str | Path = "index", *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._searcher = None
+        self._pool = SearcherPool(self)
         self._searches = 0
         if self.path.is_dir() and whoosh_index.exists_in(str(self.path)):
             self._ix = whoosh_index.open_dir(str(self.path))
@@ -178,10 +195,20 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            if self._searcher is not None:
-                self._searcher.close()
-                self._searcher = None
+        self._pool.close()
+
+    def new_searcher(self):
+        return self._ix.searcher(weighting=_WEIGHTING)
+
+    def generation(self) -> int:
+        """The latest commit's generation, or IndexMissing once the index files are gone."""
+        try:
+            latest = self._ix.latest_generation()  # lists the folder: -1 once the index files are gone
+        except OSError:
+            latest = -1
+        if latest < 0:
+            raise IndexMissing(f"{self.path}: the index is gone (deleted or moved while in use)")
+        return latest
 
     # -- writing ---------------------------------------------------------------------------------------
 
@@ -213,10 +240,18 @@ class Index:
                 writer.delete_by_term("episode", ep)
                 for doc in episode_docs:
                     writer.add_document(**doc)
-        except BaseException:
+        except BaseException as e:
             writer.cancel()
+            self._raise_output(e)
             raise
-        writer.commit()
+        try:
+            writer.commit()
+        except OSError as e:  # a full disk mid-commit: whoosh leaves the previous generation in place
+            try:
+                writer.cancel()  # gives the lock back
+            except Exception:
+                pass
+            self._raise_output(e)
 
     def _documents(self, t: Transcript, transcript_path: Path | None) -> list[dict[str, Any]]:
         record = _episode_record(t, transcript_path)
@@ -232,6 +267,11 @@ class Index:
                 doc[phrase.PAIRS] = doc["text"]
             docs.append(doc)
         return docs
+
+    def _raise_output(self, e: BaseException) -> None:
+        if isinstance(e, OSError):
+            hint = ": free some space and run it again" if e.errno == errno.ENOSPC else ""
+            raise OutputError(f"{self.path}: cannot write the index ({e.strerror or e}{hint})") from None
 
     def optimize(self) -> None:
         """Merge the index into one whoosh segment. Each commit adds a segment and whoosh merges only small
@@ -256,46 +296,43 @@ class Index:
     # -- reading ---------------------------------------------------------------------------------------
 
     def _search_with(self, fn):
-        # One cached searcher, replaced when a commit lands; whoosh readers are not safe to share between
-        # threads mid-read, so reads are serialised (each is milliseconds). Not Searcher.refresh(): it reuses
-        # the readers of unchanged segment files and so misses deletions committed into them (a re-indexed
-        # episode would show twice).
-        with self._lock:
-            if self._searcher is not None and self._searcher.reader().generation() != self._ix.latest_generation():
-                self._searcher.close()
-                self._searcher = None
-            if self._searcher is None:
-                self._searcher = self._ix.searcher(weighting=_WEIGHTING)
-            # A search allocates many short-lived objects and no reference cycles, and each cyclic collection
-            # they set off walks the whole heap (readers, length tables, the caller's own data): at 1,000 h
-            # that was a third of a phrase search's time (BENCHMARKS.md, section 3). It runs after instead.
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
-                return fn(self._searcher)
-            finally:
-                if collecting:
-                    gc.enable()
+        # Whoosh readers are not safe to share between threads mid-read, so each search has a searcher to
+        # itself, from a small pool: one slow search does not hold up the others.
+        with self._pool.searcher() as searcher, no_gc():
+            return fn(searcher)
 
     def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
-               limit: int = 20) -> list[Hit]:
-        """Segments matching `query`, best first, each with the offsets of its matched words."""
+               limit: int = 20, budget: float | None = SEARCH_BUDGET) -> list[Hit]:
+        """Segments matching `query`, best first, each with the offsets of its matched words.
+        `speaker:NAME` in the query narrows it as `speakers` does (both given: both must hold). A search
+        running past `budget` seconds stops with SearchTooSlow."""
         if limit < 1:
             raise UsageError(f"limit must be at least 1 (got {limit})")
         if isinstance(speakers, str):
             speakers = (speakers,)
-        q = parse_query(query, SCHEMA)
+        if any(not str(s).strip() for s in speakers):
+            raise UsageError("an empty speaker name: give the name to filter by")
+        if episode is not None and not episode.strip():
+            raise UsageError("an empty episode id: give the episode to search in (majlis episodes lists them)")
+        text, named = split_filters(normalize(str(query or "")))
+        q = parse_query(text, SCHEMA)
         filters = []
         if speakers:
             filters.append(Or([Term("speaker_key", speaker_key(s)) for s in speakers]))
+        if named:
+            filters.append(Or([Term("speaker_key", speaker_key(s)) for s in named]))
         if episode is not None:
             filters.append(Term("episode", episode))
         combined = None
         if filters:
             combined = filters[0] if len(filters) == 1 else And(filters)
+        deadline = Deadline(budget)
 
         def run(searcher):
-            leaves = positive_leaves(q, searcher.reader())
+            if searcher.doc_count() == 0:  # created and never written (or emptied): nothing to read
+                return []
+            leaves = positive_leaves(q, searcher.reader(), deadline)
+            deadline()
             top = None
             if type(q) in (Term, Phrase) and q.fieldname == "text" and q.boost == 1.0:  # the common shapes
                 allow = None if combined is None else set(searcher.docs_for_query(combined))
@@ -305,12 +342,17 @@ class Index:
                 use_numpy = self._searches > 0 or "numpy" in sys.modules
                 self._searches += 1
                 if type(q) is Term:
-                    top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow, use_numpy=use_numpy)
+                    top = fastscore.top_term(searcher, q.fieldname, q.text, limit, allow, use_numpy=use_numpy,
+                                             check=deadline)
                 else:
                     top = phrase.top_phrase(searcher, q.fieldname, q.words, q.slop, limit, allow,
-                                            use_numpy=use_numpy, pairs_field=phrase.PAIRS)
+                                            use_numpy=use_numpy, pairs_field=phrase.PAIRS, check=deadline)
             if top is None:
-                top = [(r.score, r.docnum) for r in searcher.search(q, filter=combined, limit=limit)]
+                collector = Budgeted(searcher.collector(limit=limit), deadline)
+                if combined is not None:  # outside: it takes the matches from the budgeted one
+                    collector = FilterCollector(collector, combined)
+                searcher.search_with_collector(q, collector)
+                top = [(r.score, r.docnum) for r in collector.results()]
             return [self._hit(searcher.stored_fields(docnum), score, leaves) for score, docnum in top]
 
         return self._search_with(run)

@@ -12,6 +12,7 @@ same stem. NOT terms never count as matched.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from whoosh import qparser
@@ -20,6 +21,12 @@ from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Phrase, Query, Term
 from .errors import QueryError
 
 FIELD = "text"
+# A pasted paragraph is a few hundred characters; past this a query only costs (a 10,000-character phrase
+# took 14.5 s at 1,000 h) and finds nothing a shorter quote would not.
+MAX_QUERY_CHARS = 500
+# Whoosh builds an automaton for the edit distance: ~3 matches nearly everything and ~99 took a second to
+# find nothing.
+MAX_EDITS = 2
 CONTEXT_WORDS = 5  # words of context either side of the matched span in a snippet
 LONG_SPAN = 24  # a matched span longer than this is shown as its two ends
 
@@ -38,6 +45,55 @@ class Leaf:
     slop: int = 1
 
 
+def normalize(text: str) -> str:
+    """NFKC: fullwidth, ligature and compatibility forms search as the plain letters (the index side is
+    majlis.index.Nfkc)."""
+    return unicodedata.normalize("NFKC", text)
+
+
+_FIELD = re.compile(r"([-+]?)([A-Za-z_]\w*):(.*)", re.S)
+
+
+def split_filters(text: str) -> tuple[str, tuple[str, ...]]:
+    """(the query without its speaker:NAME filters, those names). speaker:"Bruce Pannier" takes a quoted
+    name; any other field:value is refused rather than searched as a word."""
+    names: list[str] = []
+    cut: list[tuple[int, int]] = []
+    items = list(_LEX.finditer(text))
+    depth = 0
+    for i, m in enumerate(items):
+        item = m.group(0)
+        depth += (item == "(") - (item == ")")
+        field = _FIELD.fullmatch(item) if not item.startswith('"') else None
+        if field is None:
+            continue
+        sign, name, value = field.groups()
+        if name.lower() != "speaker":
+            raise QueryError(f"{item!r}: searching by field is not supported (only speaker:NAME filters; "
+                             f"to search for the text, quote it: \"{item}\")")
+        end = m.end()
+        if not value and i + 1 < len(items) and items[i + 1].group(0).startswith('"') and items[i + 1].start() == end:
+            value, end = items[i + 1].group(0), items[i + 1].end()
+        value = value.strip('"').strip()
+        if not value:
+            raise QueryError(f"{item!r}: give a name after speaker: (speaker:Tahir or speaker:\"Bruce Pannier\")")
+        prev = items[i - 1].group(0) if i else None
+        nxt = next((x.group(0) for x in items[i + 1:] if x.start() >= end), None)
+        if sign == "-" or prev in ("NOT", "OR", "ANDNOT") or nxt in ("OR", "ANDNOT") or depth:
+            raise QueryError(f"speaker:{value} only narrows a search: put it beside the words, not inside (), "
+                             f"with OR or negated")
+        names.append(value)
+        cut.append((m.start(), end))
+    if not cut:
+        return text, ()
+    for a, b in reversed(cut):
+        text = text[:a] + " " + text[b:]
+    text = re.sub(r"^\s*AND\b|\bAND\s*$", "", text.strip()).strip()  # "speaker:X AND words"
+    if names and not text:
+        raise QueryError(f"speaker:{names[0]} only narrows a search: add words to search for")
+    return text, tuple(dict.fromkeys(names))
+
+
 def _rewrite_plus_minus(text: str) -> str:
     def sub(m: re.Match) -> str:
         if m.group(1) is None:
@@ -50,6 +106,9 @@ def _rewrite_plus_minus(text: str) -> str:
 def _check_syntax(text: str) -> None:
     if not text.strip():
         raise QueryError("empty query: give at least one word to search for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"query of {len(text):,} characters: at most {MAX_QUERY_CHARS} (search for a shorter "
+                         f"quote)")
     if text.count('"') % 2:
         raise QueryError(f"unbalanced quote in {text!r}: a phrase needs a closing \"")
     items = _LEX.findall(text)
@@ -75,6 +134,8 @@ def _check_syntax(text: str) -> None:
                 raise QueryError(f"NOT needs a word after it in {text!r}")
         elif not item.startswith('"') and ("*" in item or "?" in item) and not re.search(r"\w", item):
             raise QueryError(f"{item!r} would match any word: a wildcard needs at least one letter with it")
+        elif not item.startswith('"') and (edits := re.search(r"\w~(\d+)", item)) and int(edits[1]) > MAX_EDITS:
+            raise QueryError(f"{item!r}: at most {MAX_EDITS} typos (~{MAX_EDITS}); more would match nearly any word")
     if depth:
         raise QueryError(f"unbalanced parentheses in {text!r}: ( without )")
 
@@ -99,7 +160,7 @@ def parse_query(text: str, schema) -> Query:
     """A whoosh query for `text`, or QueryError saying what is wrong with it."""
     if text is None:
         raise QueryError("empty query: give at least one word to search for")
-    text = str(text)
+    text = normalize(str(text))
     _check_syntax(text)
     q = _parser(schema).parse(_rewrite_plus_minus(text))
     if q is None or q is NullQuery:
@@ -109,7 +170,7 @@ def parse_query(text: str, schema) -> Query:
     return q
 
 
-def _walk(q: Query, reader) -> list[Leaf]:
+def _walk(q: Query, reader, check=None) -> list[Leaf]:
     out: list[Leaf] = []
 
     def visit(node: Query) -> None:
@@ -129,6 +190,8 @@ def _walk(q: Query, reader) -> list[Leaf]:
                     for f, t in node.existing_terms(reader, expand=True)
                     if f == FIELD
                 )
+                if check is not None:  # a fuzzy word in a large vocabulary takes a while to expand
+                    check()
             out.append(Leaf(terms=expanded))
             return
         if isinstance(node, Term):
@@ -144,9 +207,10 @@ def _walk(q: Query, reader) -> list[Leaf]:
     return out
 
 
-def positive_leaves(q: Query, reader) -> list[Leaf]:
-    """The parts of `q` a hit can match, with prefix/fuzzy/wildcard terms expanded against `reader`."""
-    return _walk(q, reader)
+def positive_leaves(q: Query, reader, check=None) -> list[Leaf]:
+    """The parts of `q` a hit can match, with prefix/fuzzy/wildcard terms expanded against `reader`;
+    `check()` is called after each expansion (it raises to stop)."""
+    return _walk(q, reader, check)
 
 
 _WORD_TOKENS: dict[int, dict[str, tuple[str, ...]]] = {}

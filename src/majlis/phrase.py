@@ -244,10 +244,11 @@ class _Segment:
 
 
 def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: set[int] | None = None, *,
-               use_numpy: bool = True, pairs_field: str | None = None):
+               use_numpy: bool = True, pairs_field: str | None = None, check=None):
     """[(score, docnum)] of the `limit` best documents holding the phrase, best first, as whoosh's
     TopCollector ranks Phrase(fieldname, words, slop); None when this searcher is not one this can read.
-    `pairs_field`: the field holding `fieldname`'s word pairs (Pairs), where the index has one."""
+    `pairs_field`: the field holding `fieldname`'s word pairs (Pairs), where the index has one. `check()`
+    is called per whoosh segment and per candidate looked at (it raises to stop the search)."""
     if type(searcher.weighting) not in (BM25F, Weighting) or slop < 1 or len(words) < 2:
         return None
     field = searcher.schema[fieldname]
@@ -263,7 +264,9 @@ def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: se
         to_bytes = searcher.schema[pairs_field].to_bytes
         pairs = (pairs_field, [to_bytes(pair(a, b)) for a, b in zip(words, words[1:])])
     segments = []
+    check = check or _nothing
     for sub, offset in searcher.leaf_searchers():
+        check()
         seg = _Segment(searcher, sub, offset, fieldname, btexts, fmt, allow, pairs)
         if not seg.ok:
             return None
@@ -274,8 +277,13 @@ def top_phrase(searcher, fieldname: str, words, slop: int, limit: int, allow: se
     for bound, seg, i in _best_first(segments, btexts, use_numpy):
         if len(items) == limit and bound * (1 + _MARGIN) + _MARGIN < items[0][0]:
             break  # best bound first: nothing after this can enter the top N either
+        check()
         _check(items, limit, seg, i, btexts, slop, decode)
     return [(score, -neg) for score, neg in sorted(items, reverse=True)]
+
+
+def _nothing() -> None:
+    pass
 
 
 def _best_first(segments: list[_Segment], btexts, use_numpy: bool):

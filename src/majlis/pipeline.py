@@ -18,7 +18,7 @@ from . import align, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, own_options, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
 from .speakers import MATCH_THRESHOLD, Naming, name_speakers
-from .types import ProgressHook, Transcript
+from .types import Damage, ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
 
@@ -157,6 +157,7 @@ def assemble(
     naming: Naming,
     engines: Mapping[str, str],
     metadata: Mapping[str, str] | None = None,
+    damage: Damage | None = None,
 ) -> Transcript:
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(diarization)
@@ -173,6 +174,7 @@ def assemble(
         turns=named.turns,
         speaker_scores=naming.scores,
         metadata=dict(metadata or {}),
+        damage=damage,
     )
 
 
@@ -207,4 +209,5 @@ def transcribe_file(
         naming=naming,
         engines=engines.describe(),
         metadata=metadata,
+        damage=audio.damage_of(samples),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -63,20 +65,65 @@ def apply_mapping(t: Transcript, mapping: Mapping[str, str]) -> Transcript:
     )
 
 
-def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, str]) -> list[Path]:
-    """Rename speakers in TRANSCRIPT.json and rewrite the exports <stem>.<ext> that exist beside it.
+def journal_path(transcript_path: Path) -> Path:
+    return transcript_path.with_name(f".{transcript_path.name}.rename")
 
-    Returns the files rewritten. Every file is replaced whole; the transcript JSON is written last, so an
-    interrupted rename leaves it with the old names and the same command can simply be run again.
+
+def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, str], *, index=None) -> list[Path]:
+    """Rename speakers in TRANSCRIPT.json, the exports <stem>.<ext> that exist beside it and, given an
+    Index, the episode in it. Returns the files rewritten.
+
+    Everything is checked and formatted before anything is written. Several files and an index cannot be
+    replaced in one step, so a journal beside the transcript (.<name>.rename: the mapping, the transcript's
+    bytes before and after, the index) is written first and removed last: the same command run again after
+    a kill at any point finds it and completes the rename, instead of failing on names already renamed.
     """
     path = Path(transcript_path)
-    renamed = apply_mapping(read_transcript(path), mapping)
+    current = read_transcript(path)  # validated: any fault is one line before anything is written
+    raw = path.read_bytes()
+    journal = journal_path(path)
+    index_dir = str(Path(index.path).resolve()) if index is not None else None
+    pending = _read_journal(journal)
+    if pending is not None and _digest(raw) == pending["to"]:
+        # The transcript was rewritten; exports or the index may not have been.
+        if pending["mapping"] != dict(mapping) or pending["index"] not in (None, index_dir):
+            again = " ".join(f"{k}={v!r}" for k, v in pending["mapping"].items())
+            where = f" --index {pending['index']}" if pending["index"] else ""
+            raise UsageError(f"{path}: an earlier rename was interrupted; finish it first with the same command "
+                             f"(majlis rename {path} {again}{where})")
+        renamed = current
+    else:
+        renamed = apply_mapping(current, mapping)
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
-    written: list[Path] = []
+    texts: list[tuple[Path, str]] = []
     for writer in WRITERS.values():
         export = path.with_name(f"{stem}.{writer.extension}")
         if writer.name == "json" or export == path or not export.is_file():
             continue
-        written.append(atomic_write_text(export, writer.format(renamed)))
-    written.insert(0, atomic_write_text(path, transcript_json(renamed)))
+        texts.append((export, writer.format(renamed)))
+    new_json = transcript_json(renamed)
+    record = {"mapping": dict(mapping), "from": _digest(raw), "to": _digest(new_json.encode("utf-8")),
+              "index": index_dir}
+    atomic_write_text(journal, json.dumps(record, ensure_ascii=False))
+    written = [atomic_write_text(p, text) for p, text in texts]
+    written.insert(0, atomic_write_text(path, new_json))
+    if index is not None:
+        index.add([renamed], transcript_paths={renamed.episode: path.resolve()})
+    journal.unlink()
     return written
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_journal(journal: Path) -> dict | None:
+    """The interrupted rename recorded there, or None (no journal, or one this version cannot read: it is
+    overwritten by the next rename)."""
+    try:
+        record = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not {"mapping", "from", "to", "index"} <= set(record):
+        return None
+    return record

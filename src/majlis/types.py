@@ -91,6 +91,26 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Damage:
+    """A recording that decoded with errors: the decoder concealed what it could not read."""
+
+    errors: int  # decoder error lines
+    first_error: str
+    missing: float | None = None  # seconds the header promised and the decoder did not give, where known
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"errors": self.errors, "first_error": self.first_error}
+        if self.missing is not None:
+            d["missing"] = _t(self.missing)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Damage":
+        return cls(int(d["errors"]), str(d["first_error"]),
+                   None if d.get("missing") is None else float(d["missing"]))
+
+
+@dataclass(frozen=True)
 class Transcript:
     episode: str
     audio: str
@@ -105,6 +125,8 @@ class Transcript:
     speaker_scores: Mapping[str, float] = field(default_factory=dict)
     # Carried from batch manifests: title, date, ...
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # Set when the recording decoded with errors (its damaged parts concealed).
+    damage: Damage | None = None
 
     @property
     def words(self) -> tuple[Word, ...]:
@@ -133,6 +155,9 @@ class Transcript:
             d["speaker_scores"] = {k: round(float(v), 3) for k, v in self.speaker_scores.items()}
         if self.metadata:
             d["metadata"] = dict(self.metadata)
+        if self.damage is not None:
+            d["damaged"] = True
+            d["damage"] = self.damage.to_dict()
         return d
 
     @classmethod
@@ -153,6 +178,7 @@ class Transcript:
                 turns=tuple(Turn.from_dict(t) for t in d.get("turns", ())),
                 speaker_scores=dict(d.get("speaker_scores", {})),
                 metadata=dict(d.get("metadata", {})),
+                damage=Damage.from_dict(d["damage"]) if d.get("damage") else None,
             )
         except (KeyError, TypeError, ValueError) as e:
             raise TranscriptError(f"malformed transcript: {type(e).__name__}: {e}") from None

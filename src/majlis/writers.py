@@ -21,7 +21,7 @@ from typing import Iterable, Sequence
 
 from .align import join_words
 from .errors import UsageError
-from .files import atomic_write_text, transcript_json
+from .files import atomic_write_set, transcript_json
 from .types import Segment, Transcript, Turn
 
 LINE_CHARS = 42  # the usual broadcast subtitle line
@@ -240,6 +240,7 @@ def write_transcript(
     if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
         raise UsageError(f"{stem!r}: not usable as an output file name")
     names = parse_formats(formats)
-    # Format everything before writing anything: a formatting error leaves every old file as it was.
-    texts = [(output_path(out_dir, stem, n), WRITERS[n].format(transcript)) for n in names]
-    return [atomic_write_text(path, text) for path, text in texts]
+    # Format everything before writing anything, and replace the files as a set: a formatting error or a
+    # full disk leaves every old file as it was.
+    texts = [(output_path(out_dir, stem, n), WRITERS[n].format(transcript).encode("utf-8")) for n in names]
+    return atomic_write_set(texts)

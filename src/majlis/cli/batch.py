@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .transcribe import build_options, engine_options
+from .transcribe import build_options, engine_options, preflight
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -164,6 +164,7 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, retry_fa
 
     formats = parse_formats(kw["formats"])
     options = build_options(kw)
+    preflight([], options, out_dir, kw["index_dir"])  # voice samples and output places, before any engine
     renderer = RichProgress() if sys.stderr.isatty() else PlainLog()
     with renderer:
         summary = run_batch(

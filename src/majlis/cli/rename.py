@@ -17,22 +17,28 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
     (<stem>.srt, .vtt, .txt, .tsv, .rttm, .podcast.json). Renaming onto an existing name merges the two.
 
     Example: majlis rename out/panel.json SPEAKER_00="Muhammad Tahir" SPEAKER_01=Pannier
+
+    Everything is checked before anything is written; if a rename is interrupted, run the same command
+    again to complete it.
     """
     from ..rename import parse_pairs, rename_speakers
 
     mapping = parse_pairs(pairs)
-    written = rename_speakers(transcript, mapping)
+    index = None
+    if index_dir is not None:
+        from ..index import Index
+
+        index = Index(index_dir)  # a missing or foreign index fails here, before anything is written
+    try:
+        written = rename_speakers(transcript, mapping, index=index)
+    finally:
+        if index is not None:
+            index.close()
     click.echo(", ".join(f"{old} -> {new}" for old, new in mapping.items()))
     for path in written:
         click.echo(f"rewrote {path}")
-    if index_dir is not None:
-        from ..files import read_transcript
-        from ..index import Index
-
-        renamed = read_transcript(transcript)
-        with Index(index_dir) as index:
-            index.add([renamed], transcript_paths={renamed.episode: transcript.resolve()})
-        click.echo(f"re-indexed {renamed.episode} in {index_dir}")
+    if index is not None:
+        click.echo(f"re-indexed the episode in {index_dir}")
 
 
 commands = [rename_command]

@@ -113,17 +113,26 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
             taliban OR isis      either word
             imu NOT taliban      (or: imu -taliban) without the second word
             uzbek*               words starting with uzbek
-            tolibof~             words one typo away (~2: two typos)
+            tolibof~             words one typo away (~2: two typos, the most)
+            taliban speaker:Tahir  only what Tahir said (speaker:"Bruce Pannier" for a full name)
     Several arguments are joined into one query; quote phrases for the shell: '"sharia law"'.
-    Exit status: 0 with matches, 1 when nothing matched, 2 for a malformed query.
+    Exit status: 0 with matches, 1 when nothing matched, 2 for a malformed query (or one that runs past
+    5 s: it is stopped).
     """
     for w in words:  # unknown options land here (see ignore_unknown_options): only -word is a query word
         if w.startswith("--"):
             raise UsageError(f"search: no such option: {w} (majlis search --help lists them)")
     query = " ".join(words)
+    if episode is not None and not episode.strip():
+        raise UsageError("--episode '': give an episode id (majlis episodes lists them)")
+    if any(not s.strip() for s in speakers):
+        raise UsageError("--speaker '': give a speaker's name (majlis speakers lists them)")
+    from ..matching import normalize, split_filters
+
+    named = split_filters(normalize(query))[1]  # speaker:NAME in the query: a malformed query fails here
     index = _open(index_dir)
-    if speakers or episode:
-        _check_filters(index, speakers, episode)
+    if speakers or named or episode:
+        _check_filters(index, speakers + named, episode)
     hits = index.search(query, speakers=speakers, episode=episode, limit=limit)
     clips = _cut_hits(index, hits, clips_dir, clip_format) if clips_dir is not None and hits else {}
     if as_json:

@@ -44,7 +44,11 @@ def bind(host: str, port: int) -> socket.socket:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (anything but loopback shows the index to your network, unguarded).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-def serve_command(index_dir: Path, host: str, port: int) -> None:
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this host name (repeatable). Only the --host address, localhost "
+                   "and 127.0.0.1 are answered otherwise: a web page elsewhere cannot reach the index through "
+                   "a name of its own (DNS rebinding).")
+def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
     """Search and listen in the browser: type a quote, filter by speaker, click a hit to hear it.
 
     \b
@@ -66,10 +70,14 @@ def serve_command(index_dir: Path, host: str, port: int) -> None:
     actual_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host not in LOOPBACK:
-        click.echo(f"majlis: warning: listening on {host}: anyone who can reach it can read the index", err=True)
+        click.echo(f"majlis: warning: listening on {host}: anyone who can reach it can read the index (requests "
+                   f"must name it as {host} or an --allowed-host)", err=True)
     click.echo(f"majlis: serving {episodes} episode{'s' * (episodes != 1)} from {index_dir} at "
                f"http://{shown}:{actual_port}/  (Ctrl+C stops)")
-    config = uvicorn.Config(create_app(index), log_level="warning", access_log=False, lifespan="off")
+    from ..web.app import LOOPBACK_HOSTS
+
+    app = create_app(index, allowed_hosts=[host, *LOOPBACK_HOSTS, *allowed_hosts])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..asr import ENGINES
-from ..errors import MajlisError, UsageError
+from ..errors import AudioError, MajlisError, UsageError
 from .progress import progress_hook
 
 
@@ -79,13 +79,38 @@ def build_options(kw: dict):
     )
 
 
+def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
+    """What can fail after minutes of decoding and recognition, checked before: every voice sample is a
+    readable recording, and every place results go (--out, --index, the temporary folder, with room for
+    the longest recording's decoded samples) takes a file."""
+    import tempfile
+
+    from .. import audio as audio_io
+    from ..files import check_writable
+
+    if options.speakers_dir is not None:
+        from ..speakers import enrollment_clips
+
+        for clips in enrollment_clips(options.speakers_dir).values():
+            for clip in clips:
+                audio_io.probe(clip)
+    check_writable(out_dir, "--out")
+    if index_dir is not None:
+        check_writable(index_dir, "--index")
+    longest = max((p.duration or 0.0 for p in probes), default=0.0)
+    check_writable(tempfile.gettempdir(), "temporary folder (TMPDIR)",
+                   need=int(longest * audio_io.SAMPLE_RATE * 4))  # decoded: float32 samples
+
+
 @click.command("transcribe")
 @click.argument("audio", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for <episode>.<ext> outputs.")
 @click.option("--episode", help="Episode id (one input only) [default: file stem].")
+@click.option("--strict", is_flag=True,
+              help="A recording that decodes with errors is an error (exit 2), not a transcript marked damaged.")
 @engine_options
-def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, **kw) -> None:
+def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
@@ -95,8 +120,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
         raise UsageError("--episode names one episode: give one AUDIO file with it")
     formats = parse_formats(kw["formats"])
     options = build_options(kw)
-    for path in audio:  # every input is checked before any model loads
-        audio_io.probe(path)
+    probes = [audio_io.probe(path) for path in audio]  # every input is checked before any model loads
+    preflight(probes, options, out_dir, kw["index_dir"])
     engines = Engines.load(options)
     index = None
     if kw["index_dir"] is not None:
@@ -108,6 +133,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
         try:
             with progress_hook(path.name) as hook:
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
+            if strict and transcript.damage is not None:
+                raise AudioError(f"{path}: damaged ({transcript.damage.first_error}; --strict: nothing written)")
             written = write_transcript(transcript, out_dir, formats)
             if index is not None:
                 json_path = next((p for p in written if p.suffix == ".json"), None)
@@ -119,9 +146,10 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
             click.echo(f"majlis: error: {e}", err=True)
             continue
         words = sum(len(s.words) for s in transcript.segments)
+        damaged = " (damaged: decoded with errors, concealed)" if transcript.damage is not None else ""
         click.echo(
             f"{transcript.episode}: {transcript.duration:.1f} s, {len(transcript.segments)} segments, {words} words, "
-            f"speakers {', '.join(transcript.speakers) or '-'} -> {', '.join(str(p) for p in written)}"
+            f"speakers {', '.join(transcript.speakers) or '-'}{damaged} -> {', '.join(str(p) for p in written)}"
         )
     if failures:
         raise SystemExit(2)

@@ -14,10 +14,12 @@ A recording's path, as written in the transcript, is found like this (see audio_
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 from bisect import bisect_right
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -28,11 +30,19 @@ from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 
 from ..audio import AUDIO_EXTENSIONS
-from ..errors import MajlisError, TranscriptError
+from ..errors import IndexMissing, MajlisError, SearchTooSlow, TranscriptError
 from ..files import read_transcript
 from ..index import Index, speaker_key
 
+log = logging.getLogger("majlis")
+
 HERE = Path(__file__).resolve().parent
+# Seconds a search from the page or the API may take; past it the answer is 503 with a message, and the
+# other searches were never waiting on it (each has a searcher of its own).
+SEARCH_BUDGET = 2.0
+# Host names answered whatever the bound address (DNS rebinding: a page elsewhere naming this server under
+# its own host name is refused).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 MAX_LIMIT = 1000
 PAGE_LIMIT = 50
 PALETTE_SIZE = 8  # .spk-0 ... .spk-7 in the stylesheet
@@ -104,14 +114,24 @@ def snippet_html(text: str) -> Markup:
 _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
 
 
-def parse_time(text: str) -> float:
-    m = _TIME.match(text.strip())
+def parse_time(text: str, duration: float | None = None) -> float:
+    m = _TIME.match(text.strip()) if len(text) <= 32 else None
     if not m:
-        raise BadRequest(f"t={text!r}: not a time (use seconds like 724.3 or 12:04.3)")
+        raise BadRequest(f"t={text[:40]!r}: not a time (use seconds like 724.3 or 12:04.3)")
     seconds = 0.0
     for part in (p for p in m.groups() if p is not None):
         seconds = seconds * 60 + float(part)
+    if not math.isfinite(seconds) or (duration is not None and seconds > duration):
+        raise BadRequest(f"t={text!r}: past the end of the recording ({clock(duration or 0.0)})")
     return seconds
+
+
+def host_name(header: str) -> str:
+    """The host of a Host header, without its port: "[::1]:8000" -> "::1", "Example.org." -> "example.org"."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0].rstrip(".") if header.count(":") == 1 else header.rstrip(".")
 
 
 # -- files named by the index ----------------------------------------------------------------------------
@@ -163,7 +183,11 @@ def episode_url(episode: str, t: float | None = None) -> str:
 
 # -- the app ---------------------------------------------------------------------------------------------
 
-def create_app(index: Index) -> FastAPI:
+def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
+               search_budget: float | None = SEARCH_BUDGET) -> FastAPI:
+    """The app. `allowed_hosts`: Host header names answered (majlis serve gives the bound host and
+    loopback names, plus --allowed-host); None answers any (tests, embedding behind a proxy)."""
+    allowed = None if allowed_hosts is None else {host_name(h) for h in allowed_hosts}
     # No slash redirects: a URL names one thing or nothing.
     app = FastAPI(title="majlis", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
@@ -173,9 +197,18 @@ def create_app(index: Index) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for k, v in SECURITY_HEADERS.items():
+    async def guard(request: Request, call_next):
+        host = request.headers.get("host", "")
+        if allowed is not None and host_name(host) not in allowed:
+            response = Response(f"Host {host[:100]!r} is not served here (majlis serve --allowed-host NAME adds "
+                                f"names)", status_code=400, media_type="text/plain; charset=utf-8")
+        else:
+            try:
+                response = await call_next(request)
+            except Exception as e:  # not one of ours: still one line in the log and the headers below
+                log.error("%s %s failed: %s: %s", request.method, request.url.path, type(e).__name__, e)
+                response = Response("internal error", status_code=500, media_type="text/plain; charset=utf-8")
+        for k, v in SECURITY_HEADERS.items():  # on every response, errors included
             response.headers.setdefault(k, v)
         return response
 
@@ -190,7 +223,11 @@ def create_app(index: Index) -> FastAPI:
             return JSONResponse({"error": message}, status_code=status)
         if request.url.path.startswith(("/audio/", "/download/", "/static/")):
             return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
-        return page("error.html", status, status=status, message=message, **common())
+        try:
+            context = common()
+        except IndexMissing:
+            context = {"speakers": [], "episodes": [], "colour": lambda name: "spk-x"}
+        return page("error.html", status, status=status, message=message, **context)
 
     @app.exception_handler(BadRequest)
     async def on_bad_request(request: Request, exc: BadRequest):
@@ -198,7 +235,7 @@ def create_app(index: Index) -> FastAPI:
 
     @app.exception_handler(MajlisError)
     async def on_majlis_error(request: Request, exc: MajlisError):
-        return error_response(request, 400, str(exc))
+        return error_response(request, status_of(exc), str(exc))
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException):
@@ -246,24 +283,24 @@ def create_app(index: Index) -> FastAPI:
         for name in speakers:
             if speaker_key(name) not in known:
                 raise BadRequest(f"speaker {name!r}: nobody of that name in the index")
-        return index.search(query, speakers=speakers, episode=episode, limit=limit)
+        return index.search(query, speakers=speakers, episode=episode, limit=limit, budget=search_budget)
 
     # -- JSON --------------------------------------------------------------------------------------------
 
-    @app.get("/api/search")
+    @app.api_route("/api/search", methods=["GET", "HEAD"])
     def api_search(request: Request):
         query, speakers, episode, limit = search_params(request, require_query=True)
         return JSONResponse([h.to_dict() for h in run_search(query, speakers, episode, limit)])
 
-    @app.get("/api/episodes")
+    @app.api_route("/api/episodes", methods=["GET", "HEAD"])
     def api_episodes():
         return JSONResponse(index.episodes())
 
-    @app.get("/api/speakers")
+    @app.api_route("/api/speakers", methods=["GET", "HEAD"])
     def api_speakers():
         return JSONResponse(index.speakers())
 
-    @app.get("/api/episodes/{episode}")
+    @app.api_route("/api/episodes/{episode}", methods=["GET", "HEAD"])
     def api_episode(episode: str):
         record = record_or_404(episode)
         transcript = _load_transcript(record)[0]
@@ -292,8 +329,8 @@ def create_app(index: Index) -> FastAPI:
 
     # -- pages -------------------------------------------------------------------------------------------
 
-    @app.get("/", response_class=HTMLResponse)
-    @app.get("/search", response_class=HTMLResponse)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+    @app.api_route("/search", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def search_page(request: Request):
         query, speakers, episode, limit = search_params(request, require_query=False)
         context = common()
@@ -301,8 +338,12 @@ def create_app(index: Index) -> FastAPI:
         if query:
             try:
                 hits = run_search(query, speakers, episode, limit)
-            except (BadRequest, MajlisError) as e:
-                error, status = str(e), 400
+            except BadRequest as e:
+                error, status = str(e), e.status
+            except MajlisError as e:
+                if isinstance(e, IndexMissing):
+                    raise
+                error, status = str(e), status_of(e)
         state = {"query": query, "speakers": list(speakers), "episode": episode, "limit": limit,
                  "colours": {s["speaker"]: s["colour"] for s in context["speakers"]},
                  "titles": {e["episode"]: e.get("title") or e["episode"] for e in context["episodes"]}}
@@ -310,11 +351,11 @@ def create_app(index: Index) -> FastAPI:
         return page("search.html", status, query=query, selected=selected, episode=episode, hits=hits,
                     error=error, state=state, speaker_key=speaker_key, **context)
 
-    @app.get("/episode/{episode}", response_class=HTMLResponse)
+    @app.api_route("/episode/{episode}", methods=["GET", "HEAD"], response_class=HTMLResponse)
     def episode_page(request: Request, episode: str):
         record = record_or_404(episode)
         raw_t = request.query_params.get("t")
-        t = parse_time(raw_t) if raw_t not in (None, "") else None
+        t = parse_time(raw_t, float(record.get("duration") or 0.0)) if raw_t not in (None, "") else None
         context = common()
         transcript, problem = _load_transcript(record)
         colour = context["colour"]
@@ -337,6 +378,12 @@ def create_app(index: Index) -> FastAPI:
                     state=state, **context)
 
     return app
+
+
+def status_of(e: MajlisError) -> int:
+    """The HTTP status of one of majlis' errors: the index gone or a search over its budget is the server's
+    state (503), the rest is the request's fault (400)."""
+    return 503 if isinstance(e, (IndexMissing, SearchTooSlow)) else 400
 
 
 def _load_transcript(record: dict[str, Any]):
