@@ -502,3 +502,25 @@ def test_a_full_disk_while_indexing_is_one_error_naming_the_index(tmp_path, pane
         ix.add([dataclasses.replace(panel, episode="other")])
     monkeypatch.undo()
     assert [e["episode"] for e in Index(tmp_path / "ix").episodes()] == ["panel"]
+
+
+def test_a_toc_deleted_by_another_commit_while_opening_is_tried_again(tmp_path, panel):
+    from majlis.searchers import SearcherPool
+
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([panel])
+    failures = []
+
+    class Racing:  # the moment between listing the folder and opening the TOC a writer's commit replaced
+        generation = ix.generation
+
+        def new_searcher(self):
+            if len(failures) < 2:
+                failures.append(1)
+                raise FileNotFoundError(2, "No such file or directory", "_MAIN_9.toc")
+            return ix.new_searcher()
+
+    pool = SearcherPool(Racing())
+    with pool.searcher() as searcher:
+        assert searcher.doc_count() > 0 and len(failures) == 2
+    pool.close()

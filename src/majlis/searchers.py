@@ -120,12 +120,23 @@ class SearcherPool:
                     break
                 self._lock.wait()
         try:
-            return self.index.new_searcher()
+            return self._open_searcher()
         except BaseException:
             with self._lock:
                 self._open -= 1
                 self._lock.notify()
             raise
+
+    def _open_searcher(self, tries: int = 5):
+        # A writer in another process deletes the previous commit's TOC once its own is written: a TOC
+        # listed a moment ago may be gone when opened. The next try finds the newer one.
+        for attempt in range(tries):
+            try:
+                return self.index.new_searcher()
+            except FileNotFoundError:
+                self.index.generation()  # IndexMissing if the whole index went away
+                if attempt == tries - 1:
+                    raise
 
     def close(self) -> None:
         with self._lock:
