@@ -22,11 +22,11 @@ from whoosh.analysis import StemmingAnalyzer
 from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
 from whoosh.formats import Existence
 from whoosh.index import LockError
-from whoosh.query import And, Or, Phrase, Term
+from whoosh.query import And, NullQuery, Or, Phrase, Term
 
 from . import fastscore, phrase
 from .errors import AudioError, IndexBusy, IndexMissing, UsageError
-from .matching import parse_query, positive_leaves, span_and_snippet
+from .matching import WORDS, expand_words, parse_query, positive_leaves, span_and_snippet, unstemmed
 from .types import Hit, Transcript
 
 log = logging.getLogger("majlis")
@@ -55,6 +55,10 @@ SCHEMA = Schema(
     # whoosh writes a length column for it: without one its writer looks for the column's file on disk for
     # every posting (a fifth of the indexing time).
     pairs=FieldType(format=Existence(), analyzer=ANALYZER | phrase.Pairs(), scorable=True, stored=False),
+    # The words as spoken (lowercased, unstemmed), presence only: what `prefix*` and wildcards are matched
+    # against, since a stem need not start with the word's prefix (matching.expand_words). Scorable for the
+    # same reason as pairs.
+    spoken=FieldType(format=Existence(), analyzer=unstemmed(ANALYZER), scorable=True, stored=False),
     words=STORED(),  # compact JSON: [[word, ...], [centisecond deltas] | null]
     meta=STORED(),  # JSON of the episode record (meta documents only)
 )
@@ -157,7 +161,7 @@ class Index:
             self._ix = whoosh_index.open_dir(str(self.path))
             # Field names only: an index written with the first schema (NUMERIC times, stored text) reads
             # and writes as before.
-            missing = set(SCHEMA.names()) - set(self._ix.schema.names()) - {phrase.PAIRS}
+            missing = set(SCHEMA.names()) - set(self._ix.schema.names()) - {phrase.PAIRS, WORDS}
             if missing:
                 raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
             return
@@ -222,6 +226,7 @@ class Index:
         record = _episode_record(t, transcript_path)
         docs = [{"kind": "meta", "episode": t.episode, "meta": json.dumps(record, ensure_ascii=False)}]
         with_pairs = phrase.PAIRS in self._ix.schema
+        with_spoken = WORDS in self._ix.schema
         for s in t.segments:
             packed = pack_words(s)
             words, _ = unpack_words(packed, s.start)
@@ -230,6 +235,8 @@ class Index:
                    "end": float(s.end), "text": " ".join(words), "words": packed}
             if with_pairs:
                 doc[phrase.PAIRS] = doc["text"]
+            if with_spoken:
+                doc[WORDS] = doc["text"]
             docs.append(doc)
         return docs
 
@@ -284,7 +291,7 @@ class Index:
             raise UsageError(f"limit must be at least 1 (got {limit})")
         if isinstance(speakers, str):
             speakers = (speakers,)
-        q = parse_query(query, SCHEMA)
+        parsed = parse_query(query, SCHEMA)
         filters = []
         if speakers:
             filters.append(Or([Term("speaker_key", speaker_key(s)) for s in speakers]))
@@ -295,6 +302,9 @@ class Index:
             combined = filters[0] if len(filters) == 1 else And(filters)
 
         def run(searcher):
+            q = expand_words(parsed, searcher.reader(), ANALYZER)
+            if q is NullQuery:
+                return []
             leaves = positive_leaves(q, searcher.reader())
             top = None
             if type(q) in (Term, Phrase) and q.fieldname == "text" and q.boost == 1.0:  # the common shapes
