@@ -165,12 +165,14 @@ class Index:
             if missing:
                 raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
             return
+        # A folder of dotfiles only (a clone's index/.gitkeep) is an index with nothing in it yet.
+        empty = self.path.is_dir() and all(p.name.startswith(".") for p in self.path.iterdir())
         if not create:
-            if self.path.exists():
+            if self.path.exists() and not empty:
                 raise IndexMissing(f"{self.path}: not a majlis index")
-            raise IndexMissing(f"{self.path}: no index here (create one with: majlis index TRANSCRIPT.json "
-                               f"--index {self.path})")
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise IndexMissing(f"{self.path}: no index here yet, nothing is indexed (create one with: majlis index "
+                               f"TRANSCRIPT.json --index {self.path}, or majlis transcribe ... --index {self.path})")
+        if self.path.exists() and not empty:
             raise IndexMissing(f"{self.path}: exists and is not a majlis index (refusing to create one inside it)")
         self.path.mkdir(parents=True, exist_ok=True)
         self._ix = whoosh_index.create_in(str(self.path), SCHEMA)
