@@ -69,8 +69,8 @@ def test_bad_input_gets_one_line_and_exit_2(bad_inputs, case, tmp_path):
 
 
 def test_unknown_format_is_a_usage_error(tmp_path):
-    proc = majlis("transcribe", str(PANEL), "--format", "json,docx", "--out", str(tmp_path))
-    assert_one_line_error(proc, "docx")
+    proc = majlis("transcribe", str(PANEL), "--format", "json,pdf", "--out", str(tmp_path))
+    assert_one_line_error(proc, "pdf")
 
 
 def test_sphinx_refuses_other_languages(tmp_path):

@@ -44,13 +44,15 @@ def engine_options(f):
 
 
 def build_options(kw: dict):
+    from ..languages import language_code
     from ..pipeline import Options
     from ..speakers import parse_names
 
     if kw["speakers_dir"] is not None and not kw["speakers_dir"].is_dir():
         raise UsageError(f"--speakers {kw['speakers_dir']}: not a folder of voice samples")
     return Options(
-        asr=kw["asr"], model=kw["model"], model_dir=kw["model_dir"], language=kw["language"], task=kw["task"],
+        asr=kw["asr"], model=kw["model"], model_dir=kw["model_dir"], language=language_code(kw["language"]),
+        task=kw["task"],
         diarizer=kw["diarizer"], pipeline=kw["pyannote_pipeline"], hf_token=kw["hf_token"],
         num_speakers=kw["num_speakers"], min_speakers=kw["min_speakers"], max_speakers=kw["max_speakers"],
         speakers_dir=kw["speakers_dir"], names=parse_names(kw["names"]) if kw["names"] else {},
