@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import UsageError
-from .files import atomic_write_text, read_transcript, transcript_json
+from .files import atomic_write_bytes, atomic_write_text, read_transcript, transcript_json
 from .types import Segment, Transcript, Turn, Word
-from .writers import WRITERS
+from .writers import WRITERS, ExportOptions, relative_url
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
@@ -73,10 +73,11 @@ def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, st
     renamed = apply_mapping(read_transcript(path), mapping)
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
     written: list[Path] = []
+    options = ExportOptions(audio_url=relative_url(renamed.audio, path.parent))
     for writer in WRITERS.values():
         export = path.with_name(f"{stem}.{writer.extension}")
         if writer.name == "json" or export == path or not export.is_file():
             continue
-        written.append(atomic_write_text(export, writer.format(renamed)))
+        written.append(atomic_write_bytes(export, writer.render(renamed, options)))
     written.insert(0, atomic_write_text(path, transcript_json(renamed)))
     return written

@@ -34,8 +34,12 @@ def engine_options(f):
                      "lower it when the samples were recorded on another microphone."),
         click.option("--names", help="Name speakers by hand: SPEAKER_00=Tahir,SPEAKER_01=Mudaqiq"),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where models run [default: cuda if present]."),
-        click.option("--format", "formats", default="json", show_default=True,
-                     help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast or all."),
+        click.option("--diarize/--no-diarize", default=None,
+                     help="--no-diarize: one speaker, no diarizer (--diarizer none)."),
+        click.option("--threads", type=click.IntRange(1, 1024),
+                     help="CPU threads for the engines [default: their own choice]."),
+        click.option("--format", "formats", default="all", show_default=True,
+                     help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast,html,docx or all."),
         click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Also add transcripts to this index."),
     ]
     for option in reversed(options):
@@ -43,11 +47,31 @@ def engine_options(f):
     return f
 
 
+def limit_threads(n: int) -> None:
+    """Before any engine loads: the thread pools of torch, ctranslate2 and BLAS read these when they start,
+    and a worker or child process inherits them."""
+    import os
+    import sys
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:  # already started (in-process callers): tell it directly
+        sys.modules["torch"].set_num_threads(n)
+
+
 def build_options(kw: dict):
     from ..languages import language_code
     from ..pipeline import Options
     from ..speakers import parse_names
 
+    diarize = kw.get("diarize")  # None: not given
+    if diarize is not None:
+        if (kw["diarizer"] == "none") if diarize else (kw["diarizer"] not in ("auto", "none")):
+            raise UsageError(f"--{'' if diarize else 'no-'}diarize contradicts --diarizer {kw['diarizer']}")
+        if not diarize:
+            kw["diarizer"] = "none"
+    if kw.get("threads"):
+        limit_threads(kw["threads"])
     if kw["speakers_dir"] is not None and not kw["speakers_dir"].is_dir():
         raise UsageError(f"--speakers {kw['speakers_dir']}: not a folder of voice samples")
     return Options(
@@ -66,16 +90,29 @@ def build_options(kw: dict):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Folder for <episode>.<ext> outputs.")
 @click.option("--episode", help="Episode id (one input only) [default: file stem].")
+@click.option("--verbose", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,
+              help="False: no progress bar and no summary line (errors and warnings still show).")
+@click.option("--subtitles", "subtitle_style", type=click.Choice(["broadcast", "podcast"]), default="broadcast",
+              show_default=True, help="srt/vtt line width: broadcast 42 characters, podcast 32.")
+@click.option("--max-line-width", type=click.IntRange(1, 1000), help="srt/vtt: characters a line (overrides --subtitles).")
+@click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True, help="srt/vtt: lines a cue.")
+@click.option("--highlight-words", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+              help="srt/vtt: one cue per word, the word underlined, as whisper.")
+@click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment.")
 @engine_options
-def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, **kw) -> None:
+def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool,
+                       subtitle_style: str, max_line_width: int | None, max_line_count: int, highlight_words: bool,
+                       podcast_words: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
-    from ..writers import parse_formats, write_transcript
+    from ..writers import PRESETS, ExportOptions, parse_formats, write_transcript
 
     if episode and len(audio) > 1:
         raise UsageError("--episode names one episode: give one AUDIO file with it")
     formats = parse_formats(kw["formats"])
+    exports = ExportOptions(max_line_width=max_line_width or PRESETS[subtitle_style], max_line_count=max_line_count,
+                            highlight_words=highlight_words, podcast_words=podcast_words)
     options = build_options(kw)
     for path in audio:  # every input is checked before any model loads
         audio_io.probe(path)
@@ -88,9 +125,9 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     failures = 0
     for path in audio:
         try:
-            with progress_hook(path.name) as hook:
+            with progress_hook(path.name, enabled=None if verbose else False) as hook:
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
-            written = write_transcript(transcript, out_dir, formats)
+            written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
                 json_path = next((p for p in written if p.suffix == ".json"), None)
                 index.add([transcript], transcript_paths={transcript.episode: json_path} if json_path else None)
@@ -99,6 +136,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
                 raise
             failures += 1
             click.echo(f"majlis: error: {e}", err=True)
+            continue
+        if not verbose:
             continue
         words = sum(len(s.words) for s in transcript.segments)
         click.echo(
