@@ -149,7 +149,11 @@ _WEIGHTING = fastscore.Weighting()
 
 
 class Index:
-    """A folder holding a Whoosh index of transcripts. Safe to search while another process writes."""
+    """A folder holding a Whoosh index of transcripts. Safe to search while another process writes.
+
+    Index(path) opens one and raises IndexMissing where there is none; Index(path, create=True) also makes one in
+    a missing or empty folder (dotfiles aside). add() indexes Transcripts, search() finds Hits.
+    """
 
     def __init__(self, path: str | Path = "index", *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
@@ -286,13 +290,17 @@ class Index:
                 if collecting:
                     gc.enable()
 
-    def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
-               limit: int = 20) -> list[Hit]:
-        """Segments matching `query`, best first, each with the offsets of its matched words."""
+    def search(self, query: str, *, speakers: Sequence[str] = (), speaker: str | None = None,
+               episode: str | None = None, limit: int = 20) -> list[Hit]:
+        """Returns the segments matching `query` (the query language of `majlis search`), best first, at most
+        `limit`: a list of Hit, each with the audio offsets of its matched words. `speaker`/`speakers` keep only those
+        speakers' segments (case aside), `episode` one episode's. Raises QueryError for a malformed query."""
         if limit < 1:
             raise UsageError(f"limit must be at least 1 (got {limit})")
         if isinstance(speakers, str):
             speakers = (speakers,)
+        if speaker is not None:
+            speakers = (*speakers, speaker)
         parsed = parse_query(query, SCHEMA)
         filters = []
         if speakers:
