@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from whoosh import qparser
 from whoosh.analysis import CompositeAnalyzer, StemFilter
-from whoosh.query import (And, AndNot, ConstantScoreQuery, MultiTerm, Not, NullQuery, Or, Phrase, Prefix, Query, Term,
-                          Wildcard)
+from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Or, Phrase, Prefix, Query, Term, Wildcard
 
 from .errors import QueryError
 
@@ -84,21 +83,21 @@ def _check_syntax(text: str) -> None:
 
 
 class WordPrefix(Prefix):
-    """`betray*`: the spoken words that start with the text, whatever their stems (the stem of "betrayal" is
-    "betray", of "allegiance" "allegi"; the stemmed prefix "betrai" or "allegian" starts neither).
-    expand_words() turns it into a search of the stems of exactly those words."""
+    """`betray*`: the spoken words that start with the text, whatever their stems. Whoosh stems a prefix as a
+    word ("betray" -> "betrai", which no stem of "betrayal" starts with) and stems can be shorter than a prefix
+    ("allegiance" -> "allegi", against "allegian*"). expand_words() turns it into a search of exactly the
+    words."""
 
 
 class WordWildcard(Wildcard):
     """`be*al`, `bet?ay`: as WordPrefix, for a pattern."""
 
 
-class SpokenWords(And):
-    """Segments holding one of `words` (unstemmed), scored as a search for their stems. Not whoosh's Require,
-    whose matcher fails an assertion when it skips blocks by score."""
+class SpokenWords(Or):
+    """Segments holding one of `words` (unstemmed), searched in the spoken-words field."""
 
-    def __init__(self, stems: Query, spoken: Query, words: frozenset[str]):
-        super().__init__([stems, ConstantScoreQuery(spoken, 0.0)])
+    def __init__(self, words: frozenset[str], boost: float = 1.0):
+        super().__init__([Term(WORDS, w) for w in sorted(words)], boost=boost)
         self.words = words
 
 
@@ -123,7 +122,7 @@ def unstemmed(analyzer) -> CompositeAnalyzer:
 
 
 def expand_words(q: Query, reader, analyzer) -> Query:
-    """`q` with each WordPrefix/WordWildcard replaced by the search for the indexed words it matches.
+    """`q` with each WordPrefix/WordWildcard replaced by a search for the spoken words it matches.
 
     An index written before the spoken-words field has only stems: there a prefix matches stems starting with
     the prefix as typed or as stemmed (which misses words whose stem is shorter than the prefix)."""
@@ -139,11 +138,7 @@ def expand_words(q: Query, reader, analyzer) -> Query:
             return Or([cls(FIELD, t, boost=node.boost) for t in sorted(texts)])
         words = sorted(t.decode("utf-8") if isinstance(t, bytes) else t
                        for t in cls(WORDS, node.text)._btexts(reader))
-        if not words:
-            return NullQuery
-        stems = sorted({tok for w in words for tok in _word_tokens(w, analyzer)})
-        return SpokenWords(Or([Term(FIELD, t, boost=node.boost) for t in stems]),
-                           Or([Term(WORDS, w) for w in words]), frozenset(words))
+        return SpokenWords(frozenset(words), node.boost) if words else NullQuery
 
     return rewrite(q)
 
