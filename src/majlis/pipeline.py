@@ -176,8 +176,12 @@ def transcribe_file(
         except KeyboardInterrupt:
             engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
             raise
+    if hook:
+        hook("name", 0, 2)
     naming = naming_stage(samples, diarization, options)
-    return assemble(
+    if hook:
+        hook("name", 1, 2)
+    transcript = assemble(
         episode=episode or Path(path).stem,
         audio_path=str(path),
         samples=samples,
@@ -187,3 +191,6 @@ def transcribe_file(
         engines=engines.describe(),
         metadata=metadata,
     )
+    if hook:
+        hook("name", 2, 2)
+    return transcript

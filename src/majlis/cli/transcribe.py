@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import MajlisError, UsageError
-from .progress import progress_hook
+from .progress import WEIGHTS, progress_hook, status
 
 
 def engine_options(f):
@@ -116,7 +116,10 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     options = build_options(kw)
     for path in audio:  # every input is checked before any model loads
         audio_io.probe(path)
-    engines = Engines.load(options)
+    loading = f"loading models (asr {options.asr}, diarizer {options.diarizer})"
+    with status(loading, enabled=None if verbose else False):
+        engines = Engines.load(options)
+    stages = {s: w for s, w in WEIGHTS.items() if s != "diarize" or options.diarizer != "none"}
     index = None
     if kw["index_dir"] is not None:
         from ..index import Index
@@ -125,7 +128,7 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     failures = 0
     for path in audio:
         try:
-            with progress_hook(path.name, enabled=None if verbose else False) as hook:
+            with progress_hook(path.name, enabled=None if verbose else False, stages=stages) as hook:
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
             written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
