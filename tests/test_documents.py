@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from majlis.documents import PALETTE, colour_index
-from majlis.types import Segment, Transcript, Word
 from majlis.writers import WRITERS, ExportOptions, paragraphs, write_transcript
 from test_writers import transcript  # noqa: F401 - the fixture
 

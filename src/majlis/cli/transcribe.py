@@ -94,18 +94,23 @@ def build_options(kw: dict):
               help="False: no progress bar and no summary line (errors and warnings still show).")
 @click.option("--subtitles", "subtitle_style", type=click.Choice(["broadcast", "podcast"]), default="broadcast",
               show_default=True, help="srt/vtt line width: broadcast 42 characters, podcast 32.")
-@click.option("--max-line-width", type=click.IntRange(1, 1000), help="srt/vtt: characters a line (overrides --subtitles).")
-@click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True, help="srt/vtt: lines a cue.")
+@click.option("--max-line-width", type=click.IntRange(1, 1000),
+              help="srt/vtt: characters a line (overrides --subtitles).")
+@click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="srt/vtt: lines a cue.")
 @click.option("--highlight-words", type=click.BOOL, is_flag=False, flag_value=True, default=False,
               help="srt/vtt: one cue per word, the word underlined, as whisper.")
 @click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment.")
+@click.option("--force", is_flag=True,
+              help="Start over: redo every stage instead of reusing what an earlier run finished (<out>/.majlis/).")
 @engine_options
 def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool,
                        subtitle_style: str, max_line_width: int | None, max_line_count: int, highlight_words: bool,
-                       podcast_words: bool, **kw) -> None:
+                       podcast_words: bool, force: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
+    from ..resume import stage_cache
     from ..writers import PRESETS, ExportOptions, parse_formats, write_transcript
 
     if episode and len(audio) > 1:
@@ -129,7 +134,9 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     for path in audio:
         try:
             with progress_hook(path.name, enabled=None if verbose else False, stages=stages) as hook:
-                transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
+                cached = stage_cache(path, out_dir, options=options, engines=engines, force=force, hook=hook)
+                transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook,
+                                             stage=cached)
             written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
                 json_path = next((p for p in written if p.suffix == ".json"), None)
