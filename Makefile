@@ -24,7 +24,7 @@ demo: $(STAMP)
 	@echo
 	@cat $(DEMO_OUT)/panel.txt
 	@echo
-	$(BIN)/majlis search '"Sharia law"' --index $(DEMO_OUT)/index
+	$(BIN)/majlis search '"arrested and then executed" betrayal' --index $(DEMO_OUT)/index
 	$(BIN)/majlis search '"remained at the scene"' --index $(DEMO_OUT)/index --speaker Mudaqiq
 
 test-tools:

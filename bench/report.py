@@ -473,7 +473,31 @@ def batch(d: dict) -> str:
     return "\n".join(out)
 
 
-RENDER = {"pipeline": pipeline, "whisper_path": whisper_path, "whisper_path_cuda": whisper_path_gpu, "search": search,
+def real_whisper(d: dict) -> str:
+    labels = {"pipeline": "whole pipeline: faster-whisper tiny.en ∥ builtin diarizer, naming, alignment",
+              "faster-whisper": "faster-whisper tiny.en alone (int8, beam 5, VAD)",
+              "whisper": "openai-whisper alone, same tiny.en weights (fp32)",
+              "sphinx": "sphinx alone", "diarize": "builtin diarizer alone"}
+    t = d["targets"]
+    rows = []
+    for kind, r in d["runs"].items():
+        rows.append([labels.get(kind, kind), f(r["wall_s"], 1) + " s", f(r["rtf"], 3), f(r.get("wer"), 3),
+                     f(r["peak_tree_rss_mb"], 0) + " MB", f"{f(r['loadavg_1m'][0], 1)}–{f(r['loadavg_1m'][1], 1)}"])
+    v = d["verdict"]
+    return "\n".join([
+        f"Audio: `{d['audio']}` ({f(d['duration_s'] / 60, 1)} min), each row a fresh process, measured {d['created']} "
+        f"(code {d.get('code')}).", "",
+        table(["run", "wall", "real-time factor", "WER", "peak RSS", "load (1 min, before–after)"], rows), "",
+        table(["target (pipeline)", "measured", "met"], [
+            [f"real-time factor ≤ {t['rtf']}", f(d["runs"]["pipeline"]["rtf"], 3), ok(v["rtf_ok"])],
+            [f"overhead ≤ {t['overhead_ratio']} × the slower of ASR and diarizer alone", f(d["overhead_ratio"], 3),
+             ok(v["overhead_ok"])],
+            [f"peak RSS ≤ {t['peak_rss_mb']} MB", f(d["runs"]["pipeline"]["peak_tree_rss_mb"], 0) + " MB",
+             ok(v["peak_rss_ok"])],
+        ])])
+
+
+RENDER = {"real_whisper": real_whisper, "pipeline": pipeline, "whisper_path": whisper_path, "whisper_path_cuda": whisper_path_gpu, "search": search,
           "batch": batch}
 
 

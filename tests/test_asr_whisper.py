@@ -108,7 +108,15 @@ def test_missing_weights_that_cannot_be_fetched(tmp_path, offline):
     assert not empty.exists() or not any(empty.iterdir())  # no partial download left behind
 
 
-def test_auto_falls_back_to_sphinx_without_downloading(tmp_path, caplog, offline, monkeypatch):
+def test_auto_without_whisper_weights_runs_the_bundled_tiny_en(tmp_path, caplog, offline):
+    with caplog.at_level(logging.WARNING, logger="majlis"):
+        engine = get_asr("auto", model_dir=str(tmp_path), device="cpu")
+    assert engine.name == "faster-whisper:tiny.en"
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_auto_falls_back_to_sphinx_without_downloading(tmp_path, caplog, offline, monkeypatch, no_bundled):
     import majlis.asr.whisper as engine_module
 
     tries = []
@@ -136,9 +144,12 @@ def test_auto_falls_back_when_cached_weights_are_damaged(tmp_path, caplog, offli
 
 
 def test_auto_cannot_fall_back_for_other_languages(tmp_path, offline):
+    # Only the English-only tiny.en is here: the error says so and how to get a multilingual model.
     with pytest.raises(ModelError) as e:
         get_asr("auto", model_dir=str(tmp_path), language="ar", device="cpu")
-    assert "sphinx cannot stand in" in _one_line_naming_the_ways_out(e)
+    msg = str(e.value)
+    assert "\n" not in msg and "sphinx cannot stand in" in msg and "tiny.en is English-only" in msg
+    assert "multilingual" in msg and "--model DIR" in msg
 
 
 def test_unknown_model_name(tmp_path):

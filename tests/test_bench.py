@@ -22,10 +22,10 @@ import corpus  # noqa: E402
 import report  # noqa: E402
 
 
-def run_quick(script: str, out: Path, *extra: str) -> dict:
+def run_quick(script: str, out: Path, *extra: str, timeout: float = 240) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, str(BENCH / f"{script}.py"), "--quick", "--out-dir", str(out), *extra],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=240)
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / f"{script}.json").read_text())
     assert data["quick"] is True and data["benchmark"] == script
@@ -178,3 +178,15 @@ def test_report_renders_every_block(tmp_path):
     assert f"batch: before, search: then (speed probe {m['speed_probe_s'] * 1000:.0f} ms)." in line
     # The committed BENCHMARKS.md is what report.py makes of the committed results.
     assert report.main(["--check", "--results", str(common.RESULTS)]) == 0
+
+
+@pytest.mark.slow
+def test_real_whisper_quick(tmp_path):
+    data = run_quick("real_whisper", tmp_path, timeout=600)  # four engines on the 3.3-minute demo panel
+    runs = data["runs"]
+    assert set(runs) == {"pipeline", "faster-whisper", "sphinx", "diarize"}
+    assert runs["pipeline"]["engine"] == runs["faster-whisper"]["engine"] == "faster-whisper:tiny.en"
+    for kind in ("pipeline", "faster-whisper", "sphinx"):
+        assert 0 <= runs[kind]["wer"] < 0.5
+    assert all(r["wall_s"] > 0 and r["peak_tree_rss_mb"] > 0 for r in runs.values())
+    assert data["overhead_ratio"] > 0 and set(data["verdict"]) == {"rtf_ok", "overhead_ok", "peak_rss_ok"}

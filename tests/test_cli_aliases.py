@@ -1,5 +1,5 @@
 """The spellings whisper and WhisperX users type: underscores in every multi-word flag of every command,
-whisper's names for a few flags, --verbose False, --no-diarize, --threads; a real run with them."""
+whisper's names for a few flags, --verbose False, --no-diarize; a real run with them."""
 
 from __future__ import annotations
 
@@ -66,10 +66,7 @@ def test_a_flag_added_later_gets_its_spellings_for_free():
 def test_diarize_flags_and_their_contradictions():
     from majlis.cli.transcribe import build_options
 
-    base = {"asr": "sphinx", "model": None, "model_dir": None, "language": None, "task": "transcribe",
-            "diarizer": "auto", "pyannote_pipeline": None, "hf_token": None, "num_speakers": None,
-            "min_speakers": None, "max_speakers": None, "speakers_dir": None, "names": None, "device": None,
-            "match_threshold": None, "threads": None}
+    base = main.get_command(None, "transcribe").make_context("transcribe", ["x.wav"]).params | {"asr": "sphinx"}
     assert build_options({**base, "diarize": False}).diarizer == "none"
     assert build_options({**base, "diarize": True}).diarizer == "auto"
     assert build_options({**base, "diarize": None, "diarizer": "builtin"}).diarizer == "builtin"
@@ -89,7 +86,7 @@ def clip(tmp_path_factory):
 def test_a_run_typed_as_whisper_users_do(clip, tmp_path):
     proc = majlis("transcribe", str(clip), "--asr", "sphinx", "--no_diarize", "--output_dir", str(tmp_path / "o"),
                   "--output_format", "json,srt,vtt", "--max_line_width", "16", "--max_line_count", "1",
-                  "--highlight_words", "True", "--verbose", "False", "--threads", "1", "--language", "English")
+                  "--highlight_words", "True", "--verbose", "False", "--language", "English")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # --verbose False: quiet
     written = sorted(p.name for p in (tmp_path / "o").iterdir() if p.name != ".majlis")  # .majlis: the stage cache
@@ -123,19 +120,3 @@ def test_format_defaults_to_all(clip, tmp_path):
 def test_bad_spellings_still_get_one_line(tmp_path):
     assert_one_line_error(majlis("transcribe", str(PANEL), "--output_format", "pdf", "-o", str(tmp_path)), "pdf")
 
-
-def test_threads_reach_the_thread_pools(monkeypatch):
-    import os
-
-    torch = pytest.importorskip("torch")
-    from majlis.cli.transcribe import limit_threads
-
-    before = torch.get_num_threads()
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        monkeypatch.setenv(var, "7")
-    try:
-        limit_threads(1)
-        assert torch.get_num_threads() == 1
-        assert [os.environ[v] for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")] == ["1"] * 3
-    finally:
-        torch.set_num_threads(before)

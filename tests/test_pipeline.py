@@ -1,4 +1,5 @@
-"""End to end on the demo panel with the offline engines, through the CLI users run:
+"""End to end on the demo panel with the default engines (offline: faster-whisper's bundled tiny.en and the
+builtin diarizer), through the CLI users run:
 named speakers (IER), words carried by the right speaker, schema invariants, exports in real parsers."""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("panel")
     proc = subprocess.run(
-        [sys.executable, "-m", "majlis", "transcribe", str(PANEL), "--asr", "sphinx", "--diarizer", "builtin",
+        [sys.executable, "-m", "majlis", "transcribe", str(PANEL), "--diarizer", "builtin",
          "--speakers", str(ROOT / "audio" / "speakers"), "--format", "all", "--out", str(out)],
         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=900,
     )
@@ -35,7 +36,7 @@ def test_schema_and_timing_invariants(run):
     _, doc = run
     assert doc["schema"] == "majlis.transcript/1"
     assert doc["episode"] == "panel" and doc["language"] == "en"
-    assert doc["engines"] == {"asr": "sphinx:en-us", "diarizer": "builtin:resemblyzer"}
+    assert doc["engines"] == {"asr": "faster-whisper:tiny.en", "diarizer": "builtin:resemblyzer"}
     assert doc["duration"] == pytest.approx(TRUTH["duration"], abs=0.1)
     assert set(doc["speakers"]) == PANELISTS
     last = 0.0

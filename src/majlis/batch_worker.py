@@ -3,7 +3,7 @@ through every stage, each reused from a content-addressed cache file when its ke
 executors that run it in this process or in a pool of processes.
 
 Cache keys (majlis.collection.digest of):
-  asr        = sha256(file) + ASR engine name + model + language + task
+  asr        = sha256(file) + ASR engine name + model + language + task + decoding options set
   diarize    = sha256(file) + diarizer name + pyannote pipeline + speaker counts
   naming     = diarize key + speakers-folder content hash + hand-given names
   transcript = asr key + naming key + episode + audio path + metadata + engine names

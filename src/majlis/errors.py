@@ -25,6 +25,13 @@ class ModelError(MajlisError):
     exit_code = 2
 
 
+class WeightsUnusable(ModelError):
+    """Weights that "auto" found by itself (a cache, a bundled model) are missing or do not load: it may try
+    the next engine instead. A model the user named never raises this."""
+
+    replaceable = True
+
+
 class EngineCrashed(MajlisError):
     """The child process running an engine stopped without an answer (killed, out of memory)."""
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import align, audio
-from .asr import AsrEngine, AsrResult, engine_class, get_asr, plan_asr
+from .asr import AsrEngine, AsrResult, engine_class, get_asr, own_options, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
 from .speakers import MATCH_THRESHOLD, Naming, name_speakers
 from .types import ProgressHook, Transcript
@@ -25,11 +25,20 @@ log = logging.getLogger("majlis")
 
 @dataclass(frozen=True)
 class Options:
-    asr: str = "auto"  # auto | whisper | sphinx
-    model: str | None = None  # whisper model name or checkpoint path
+    asr: str = "auto"  # auto or a name in asr.REGISTRY: whisper | faster-whisper | sphinx
+    model: str | None = None  # whisper model name, checkpoint path or CTranslate2 folder
     model_dir: str | None = None
     language: str | None = None  # None: detect (whisper) / en (sphinx)
     task: str = "transcribe"  # transcribe | translate
+    compute_type: str | None = None  # faster-whisper: int8 on CPU, float16 on CUDA when None
+    beam_size: int | None = None  # faster-whisper: 5 when None
+    threads: int | None = None  # faster-whisper: the cores this process may use when None
+    vad: bool | None = None  # faster-whisper's Silero VAD filter; on when None
+    prompt: str | None = None  # whisper's initial prompt
+    hotwords: tuple[str, ...] = ()  # spellings to favour
+    # Add the enrolled speakers' names to the hotwords. Off by default: on the demo panel it spelled the names
+    # right but raised faster-whisper tiny.en's WER from 0.123 to 0.150 and ran 6x longer (repetition loops).
+    speaker_hotwords: bool = False
     diarizer: str = "auto"  # auto | pyannote | builtin | none
     pipeline: str | None = None  # pyannote pipeline name or local folder
     hf_token: str | None = None
@@ -53,16 +62,15 @@ class Engines:
     def load(cls, options: Options, *, side_by_side: bool = True) -> "Engines":
         """`side_by_side`: ASR and diarization will run at the same time (transcribe_file does; batch
         workers run one stage after the other)."""
-        asr_options = dict(model=options.model, model_dir=options.model_dir, language=options.language,
-                           task=options.task, device=options.device)
+        asr_options = asr_choice(options)
         planned = plan_asr(options.asr, **asr_options)
         beside = side_by_side and options.diarizer != "none"
-        if beside and getattr(engine_class(planned), "holds_gil", False):
+        if beside and engine_class(planned).holds_gil:
             # In a thread it would stall every line of Python the diarizer runs (see asr/child.py). Started
             # first, its own process loads the engine while this one loads the diarizer.
             from .asr.child import ChildProcessAsr
 
-            asr = ChildProcessAsr(planned, language=options.language, task=options.task)
+            asr = ChildProcessAsr(planned, **own_options(planned, asr_options))
         else:
             asr = get_asr(options.asr, planned=planned, **asr_options)
         try:
@@ -72,7 +80,7 @@ class Engines:
                     options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
                 )
             respawn = getattr(asr, "respawn", None)
-            if beside and getattr(asr, "holds_gil", False) and respawn:  # whisper that fell back to sphinx
+            if beside and asr.holds_gil and respawn:  # whisper that fell back to sphinx
                 from .asr.child import ChildProcessAsr
 
                 asr = ChildProcessAsr(respawn[0], **respawn[1])
@@ -93,6 +101,19 @@ class Engines:
 
     def describe(self) -> dict[str, str]:
         return {"asr": self.asr.name, "diarizer": self.diarizer.name if self.diarizer else "none"}
+
+
+def asr_choice(options: Options) -> dict:
+    """What the ASR engine is asked for: the options that shape its output, and (speaker_hotwords) the names of
+    the enrolled speakers, so that "Mudaqiq" and "Tolibov" come out spelled as their clips are named."""
+    names: tuple[str, ...] = ()
+    if options.speakers_dir is not None and options.speaker_hotwords:
+        from .speakers import enrollment_clips
+
+        names = tuple(enrollment_clips(options.speakers_dir))
+    return dict(speaker_names=names, model=options.model, model_dir=options.model_dir, language=options.language, task=options.task,
+                device=options.device, compute_type=options.compute_type, beam_size=options.beam_size,
+                threads=options.threads, vad=options.vad, prompt=options.prompt, hotwords=tuple(options.hotwords))
 
 
 def decode_stage(path: str | Path, hook: ProgressHook | None = None) -> np.ndarray:

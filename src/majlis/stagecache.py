@@ -14,9 +14,19 @@ from .files import atomic_write_text
 log = logging.getLogger("majlis")
 
 
+def _decoding(options) -> list:
+    """The ASR options beyond model, language and task that change its words; only those set, so that a key
+    made before they existed still names the same work."""
+    from .pipeline import asr_choice
+
+    choice = asr_choice(options)
+    shaping = ("compute_type", "beam_size", "vad", "prompt", "hotwords", "speaker_names")
+    return [[k, choice[k]] for k in shaping if choice[k] not in (None, ())]
+
+
 def stage_keys(sha: str, names: Mapping[str, str], o: Any, speakers_hash: str) -> tuple[str, str, str]:
     """The asr, diarize and naming cache keys (batch_worker's docstring says what each holds)."""
-    asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task)
+    asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task, *_decoding(o))
     dia_key = digest("diarize/1", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers, o.max_speakers)
     name_key = digest("naming/1", dia_key, speakers_hash, sorted(dict(o.names).items()), o.match_threshold)
     return asr_key, dia_key, name_key

@@ -1,22 +1,37 @@
-"""Speech recognisers behind one small interface, chosen by name.
+"""Speech recognisers behind one small interface, chosen by name from REGISTRY.
 
-The pipeline only sees `AsrEngine`; engine modules import their heavy libraries lazily.
+The pipeline only sees `AsrEngine`; engine modules import their heavy libraries lazily. Adding an engine is one
+module with a class that follows `EngineClass`, plus one REGISTRY line.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence
 
 from ..errors import ModelError, UsageError
 from ..types import ProgressHook, Segment, Word
 
+if TYPE_CHECKING:  # numpy stays unimported until an engine runs: the CLI's help lists ENGINES from here
+    import numpy as np
+
 log = logging.getLogger("majlis")
 
-ENGINES = ("auto", "whisper", "sphinx")
+# name -> "module:Class" under majlis.asr. Registry order is the order "auto" tries them in: the best real
+# Whisper that can run here without a download, and sphinx only when none can.
+REGISTRY: dict[str, str] = {
+    "whisper": "whisper:WhisperAsr",
+    "faster-whisper": "faster_whisper:FasterWhisperAsr",
+    "sphinx": "sphinx:SphinxAsr",
+}
+ENGINES = ("auto", *REGISTRY)
+# What every engine takes; the rest of a choice (model, beam_size, ...) only the engines that list it.
+COMMON_OPTIONS = frozenset({"language", "task"})
+# Hints an engine may use or ignore, never an error: where model caches are, where to run, and the enrolled
+# speakers' names (spellings to favour).
+HINTS = frozenset({"model_dir", "device", "speaker_names"})
 
 
 @dataclass(frozen=True)
@@ -27,94 +42,114 @@ class AsrResult:
 
 
 class AsrEngine(Protocol):
-    name: str  # recorded in the transcript's engines, e.g. "sphinx:en-us", "whisper:base"
+    name: str  # recorded in the transcript's engines, e.g. "sphinx:en-us", "faster-whisper:tiny.en"
+    # True when the engine never releases the GIL while it computes: beside a diarizer it then runs in a
+    # process of its own (asr/child.py) instead of a thread.
+    holds_gil: ClassVar[bool]
 
     def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
         """Transcribe 16 kHz mono float32 samples."""
         ...
 
 
-def plan_asr(
-    name: str,
-    *,
-    model: str | None = None,
-    model_dir: str | None = None,
-    language: str | None = None,
-    task: str = "transcribe",
-    device: str | None = None,
-) -> str:
-    """The engine get_asr(name, ...) loads, "whisper" or "sphinx", decided without loading one, with the
-    errors of a choice that cannot work. "auto" is whisper when its weights are on this machine (a checkpoint
-    path, or a model already in the download folder), else sphinx with one warning: it never waits on a
-    download that cannot happen."""
+class EngineClass(Protocol):
+    """What the registry needs of an engine class, before any instance (or weight) exists."""
+
+    holds_gil: ClassVar[bool]
+    options: ClassVar[frozenset[str]]  # choice keys it takes beyond language and task
+
+    @classmethod
+    def unavailable(cls, **choice: Any) -> str | None:
+        """Why this engine cannot run `choice` here without a download (None: it can). Raises UsageError for a
+        choice no engine could run. Loads nothing."""
+        ...
+
+    def __call__(self, **choice: Any) -> AsrEngine: ...
+
+
+def engine_class(name: str) -> EngineClass:
+    """The class registered as `name`, its module imported but nothing loaded."""
+    if name not in REGISTRY:
+        raise UsageError(f"unknown ASR engine {name!r}: use one of {', '.join(ENGINES)}")
+    module, attr = REGISTRY[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+
+
+def _given(choice: dict[str, Any]) -> set[str]:
+    return {k for k, v in choice.items() if v not in (None, (), "")} - COMMON_OPTIONS - HINTS
+
+
+def plan_asr(name: str, **choice: Any) -> str:
+    """The engine get_asr(name, **choice) loads, decided without loading one, with the errors of a choice that
+    cannot work. "auto" takes the first registered engine that accepts every option given and whose weights
+    are on this machine; sphinx, the last resort, is taken with one warning line. It never waits on a download."""
+    task = choice.get("task") or "transcribe"
     if task not in ("transcribe", "translate"):
         raise UsageError(f"unknown task {task!r}: use transcribe or translate")
-    if name == "sphinx":
-        if model is not None:
-            raise UsageError("--model picks a whisper model; sphinx has only its bundled en-us model")
-        from .sphinx import check
-
-        check(language, task)
-        return "sphinx"
-    if name == "whisper":
-        return "whisper"
-    if name == "auto":
-        from . import whisper as w
-
-        resolved = w.resolve_model(model, model_dir, device)
-        if resolved.available:
-            return "whisper"
-        _sphinx_instead(resolved, f"is not downloaded in {resolved.root}", language, task)
-        return "sphinx"
-    raise UsageError(f"unknown ASR engine {name!r}: use one of {', '.join(ENGINES)}")
+    if name != "auto":
+        cls = engine_class(name)
+        extra = _given(choice) - cls.options
+        if extra:
+            raise UsageError(f"the {name} engine does not take {', '.join(sorted(extra))}")
+        cls.unavailable(**choice)  # raises for a choice this engine can never run
+        return name
+    return _plan_auto(choice, skip=())
 
 
-def engine_class(planned: str) -> type:
-    """The class of a planned engine ("whisper" | "sphinx"), its module imported but nothing loaded."""
-    if planned == "sphinx":
-        from .sphinx import SphinxAsr
+def _plan_auto(choice: dict[str, Any], skip: Iterable[str], why_skipped: Sequence[str] = ()) -> str:
+    reasons = list(why_skipped)
+    given = _given(choice)
+    *whispers, last = [n for n in REGISTRY if n not in skip]
+    for candidate in whispers:
+        cls = engine_class(candidate)
+        if given - cls.options:
+            continue
+        try:
+            why = cls.unavailable(**choice)
+        except (UsageError, ModelError) as e:
+            why = str(e)
+        if why is None:
+            return candidate
+        reasons.append(why)
+    try:
+        engine_class(last).unavailable(**{k: choice.get(k) for k in COMMON_OPTIONS})
+    except UsageError as e:
+        raise ModelError(f"no speech recogniser can run this here: {'; '.join(reasons)}; and {last} cannot "
+                         f"stand in ({e})") from None
+    log.warning("%s; using the offline %s engine (English only). Pass --model PATH to use a Whisper model.",
+                "; ".join(reasons) or "no Whisper model is here", last)
+    return last
 
-        return SphinxAsr
-    from .whisper import WhisperAsr
 
-    return WhisperAsr
+def own_options(name: str, choice: dict[str, Any]) -> dict[str, Any]:
+    """The part of `choice` that the engine `name` takes (auto's last resort is handed no whisper options)."""
+    cls = engine_class(name)
+    return {k: v for k, v in choice.items() if k in cls.options | COMMON_OPTIONS}
 
 
 def get_asr(name: str, *, planned: str | None = None, decode_options: dict | None = None,
             **choice: Any) -> AsrEngine:
-    """Load the engine `name` ("auto" | "whisper" | "sphinx") once, for any number of recordings. `choice`:
-    plan_asr's model, model_dir, language, task and device; `planned`: what plan_asr said of them already, so
-    that "auto" is not weighed (and warned about) twice. `decode_options` go to whisper's decoder as they are
-    (e.g. sample_len)."""
+    """Load the engine `name` ("auto" or a REGISTRY name) once, for any number of recordings. `choice`: model,
+    model_dir, language, task, device and the engine's own options (plan_asr checks them); `planned`: what
+    plan_asr said of them already, so that "auto" is not weighed (and warned about) twice. `decode_options` go
+    to openai-whisper's decoder as they are (e.g. sample_len)."""
     planned = planned or plan_asr(name, **choice)
-    language, task = choice.get("language"), choice.get("task", "transcribe")
-    if planned == "sphinx":
-        return engine_class("sphinx")(language=language, task=task)
-    try:
-        return engine_class("whisper")(**choice, decode_options=decode_options)
-    except ModelError as e:
-        if name != "auto":
-            raise
-        from . import whisper as w
-
-        resolved = w.resolve_model(choice.get("model"), choice.get("model_dir"), choice.get("device"))
-        if not resolved.official:
-            raise  # the user named this checkpoint: say why it fails rather than swap engines
-        _sphinx_instead(resolved, f"cannot be loaded from {resolved.root} ({str(e).split(';')[0]})", language, task)
-        return engine_class("sphinx")(language=language, task=task)
-
-
-def _sphinx_instead(resolved, why: str, language: str | None, task: str) -> None:
-    from . import whisper as w
-    from .sphinx import supports
-
-    if not supports(language, task):
-        raise w.missing_weights_error(resolved, f"{why}, and sphinx cannot stand in (English transcription only)")
-    log.warning(
-        "whisper model %s %s; using the offline sphinx engine (English only). "
-        "Pass --model PATH to use a whisper checkpoint.",
-        resolved.label, why,
-    )
+    tried: list[str] = []
+    while True:
+        cls = engine_class(planned)
+        own = own_options(planned, choice)
+        if decode_options is not None and "decode_options" in cls.options:
+            own["decode_options"] = decode_options
+        try:
+            return cls(**own)
+        except ModelError as e:
+            # Only weights auto found by itself (a cache, a bundled model) may be passed over; a checkpoint the
+            # user named that cannot load is said as it is rather than hidden behind an engine switch.
+            if name != "auto" or not getattr(e, "replaceable", False):
+                raise
+            tried.append(planned)
+            planned = _plan_auto(choice, skip=tried,
+                                 why_skipped=[f"{planned} cannot be loaded: {str(e).split(';')[0]}"])
 
 
 def build_segments(groups: Iterable[tuple[Sequence[Word], str | None]], duration: float) -> tuple[Segment, ...]:

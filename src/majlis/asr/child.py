@@ -20,7 +20,7 @@ import threading
 import weakref
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -91,6 +91,8 @@ def serve() -> None:
 
 class ChildProcessAsr:
     """An `AsrEngine` whose engine lives in a spawned child process, loaded once and reused for every file."""
+
+    holds_gil: ClassVar[bool] = False  # this process only waits for the child's answers
 
     def __init__(self, engine: str, **options: Any) -> None:
         # A fresh interpreter rather than multiprocessing's spawn, which would re-run the caller's __main__

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -47,7 +47,12 @@ def _is_filler(word: str) -> bool:
 class SphinxAsr:
     name = "sphinx:en-us"
     # pocketsphinx never releases the GIL while it searches: beside a diarizer it belongs in its own process.
-    holds_gil = True
+    holds_gil: ClassVar[bool] = True
+    options: ClassVar[frozenset[str]] = frozenset()  # its one model ships in its wheel
+
+    @classmethod
+    def unavailable(cls, *, language: str | None = None, task: str = "transcribe", **_: Any) -> None:
+        check(language, task or "transcribe")  # its model is always here; only English transcription is not
 
     def __init__(self, *, language: str | None = None, task: str = "transcribe", **config: Any) -> None:
         check(language, task)

@@ -15,12 +15,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..audio import release
-from ..errors import ModelError, UsageError
+from ..errors import ModelError, UsageError, WeightsUnusable
 from ..types import ProgressHook, Word
 from . import AsrResult, build_segments, chunks
 
@@ -82,7 +82,7 @@ def resolve_model(model: str | None, model_dir: str | None, device: str | None) 
 
 
 def missing_weights_error(r: Resolved, cause: str) -> ModelError:
-    return ModelError(
+    return (WeightsUnusable if r.official else ModelError)(
         f"whisper model {r.label}: {cause}; "
         "pass --model PATH to a whisper checkpoint, or use --asr sphinx (offline, English)"
     )
@@ -113,12 +113,67 @@ def _fetch(r: Resolved) -> None:
         raise missing_weights_error(r, f"not in {r.root} and cannot be downloaded ({reason})") from None
 
 
+def spellings(hotwords: tuple[str, ...], speaker_names: tuple[str, ...]) -> tuple[str, ...]:
+    """The words to favour: the user's, then the enrolled speakers' names, each once."""
+    return tuple(dict.fromkeys((*hotwords, *speaker_names)))
+
+
+def initial_prompt(prompt: str | None, hotwords: tuple[str, ...]) -> str | None:
+    """openai-whisper has no hotwords: they join the prompt, where whisper learns their spelling."""
+    parts = [p for p in (prompt, ", ".join(hotwords) + "." if hotwords else None) if p]
+    return " ".join(parts) or None
+
+
+def _alignment_heads(model, checkpoint: str) -> None:
+    """whisper.load_model uses the official alignment heads only for official names; a checkpoint that carries
+    its own (a converted model does) gets those, so word times come from the heads that really align."""
+    import torch
+
+    heads = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=True).get("alignment_heads")
+    if not heads:
+        return
+    dims = model.dims
+    mask = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+    for layer, head in heads:
+        mask[layer, head] = True
+    model.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
+def _language(language: str | None) -> str | None:
+    from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+    if language is None:
+        return None
+    code = language.lower()
+    code = code if code in LANGUAGES else TO_LANGUAGE_CODE.get(code)
+    if code is None:
+        raise UsageError(f"whisper does not know the language {language!r} (use a code such as en, ar, uz)")
+    return code
+
+
 class WhisperAsr:
+    # torch releases the GIL while it computes: a thread beside the diarizer is enough.
+    holds_gil: ClassVar[bool] = False
+    options: ClassVar[frozenset[str]] = frozenset(
+        {"model", "model_dir", "device", "prompt", "hotwords", "speaker_names", "decode_options"}
+    )
+
+    @classmethod
+    def unavailable(cls, *, model: str | None = None, model_dir: str | None = None, device: str | None = None,
+                    language: str | None = None, task: str = "transcribe", **_: Any) -> str | None:
+        language = _language(language)
+        r = resolve_model(model, model_dir, device)
+        if not r.available:
+            return f"whisper model {r.label} is not downloaded in {r.root}"
+        if r.label.endswith(".en") and (task == "translate" or language not in (None, "en")):
+            return f"whisper model {r.label} is English-only"
+        return None
+
     def __init__(
         self,
         *,
@@ -127,19 +182,17 @@ class WhisperAsr:
         language: str | None = None,
         task: str = "transcribe",
         device: str | None = None,
+        prompt: str | None = None,
+        hotwords: tuple[str, ...] = (),
+        speaker_names: tuple[str, ...] = (),
         decode_options: dict[str, Any] | None = None,
     ) -> None:
         import whisper
-        from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
+        task = task or "transcribe"
         if task not in ("transcribe", "translate"):
             raise UsageError(f"unknown task {task!r}: use transcribe or translate")
-        if language is not None:
-            code = language.lower()
-            code = code if code in LANGUAGES else TO_LANGUAGE_CODE.get(code)
-            if code is None:
-                raise UsageError(f"whisper does not know the language {language!r} (use a code such as en, ar, uz)")
-            language = code
+        language = _language(language)
         self.device = _device(device)
         resolved = resolve_model(model, model_dir, self.device)
         if resolved.official and not resolved.available:
@@ -151,7 +204,10 @@ class WhisperAsr:
                 resolved, f"not in {resolved.root} and cannot be downloaded ({_one_line(e)})"
             ) from None
         except Exception as e:  # torch.load / state-dict errors come in many types; all mean "not usable"
-            raise ModelError(f"cannot load whisper model {resolved.spec}: {_one_line(e)}") from None
+            error = WeightsUnusable if resolved.official else ModelError
+            raise error(f"cannot load whisper model {resolved.spec}: {_one_line(e)}") from None
+        if not resolved.official:
+            _alignment_heads(self._model, resolved.spec)
         if not self._model.is_multilingual and (task == "translate" or language not in (None, "en")):
             raise UsageError(f"whisper model {resolved.label} is English-only: it cannot {task} {language or ''}".strip())
         self.name = f"whisper:{resolved.label}"
@@ -167,6 +223,7 @@ class WhisperAsr:
             logprob_threshold=LOGPROB_THRESHOLD,
             no_speech_threshold=NO_SPEECH_THRESHOLD,
             hallucination_silence_threshold=HALLUCINATION_SILENCE,
+            initial_prompt=initial_prompt(prompt, spellings(hotwords, speaker_names)),
             **(decode_options or {}),
         )
         self._lock = threading.Lock()

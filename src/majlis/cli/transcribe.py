@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..asr import ENGINES
 from ..errors import MajlisError, UsageError
 from .progress import WEIGHTS, progress_hook, status
 
@@ -13,12 +14,28 @@ from .progress import WEIGHTS, progress_hook, status
 def engine_options(f):
     """Options shared by `transcribe` and `batch`: which engines run and how."""
     options = [
-        click.option("--asr", type=click.Choice(["auto", "whisper", "sphinx"]), default="auto", show_default=True,
-                     help="Speech recogniser: whisper when its model is available, else the offline sphinx."),
-        click.option("--model", help="Whisper model name or checkpoint path [default: turbo on CUDA, base on CPU]."),
-        click.option("--model-dir", type=click.Path(file_okay=False), help="Whisper model cache folder."),
+        click.option("--asr", type=click.Choice(ENGINES), default="auto", show_default=True,
+                     help="Speech recogniser. auto: a cached openai-whisper model, else a cached CTranslate2 model, "
+                     "else the bundled Whisper tiny.en (faster-whisper), else the offline sphinx."),
+        click.option("--model", help="Whisper model name, checkpoint file (whisper) or CTranslate2 folder "
+                     "(faster-whisper) [default: turbo on CUDA, base on CPU, else the bundled tiny.en]."),
+        click.option("--model-dir", type=click.Path(file_okay=False),
+                     help="Model cache folder (whisper's download folder, or the Hugging Face cache)."),
         click.option("--language", help="Spoken language code [default: detect]."),
         click.option("--task", type=click.Choice(["transcribe", "translate"]), default="transcribe", show_default=True),
+        click.option("--compute-type", help="faster-whisper: CTranslate2 compute type [default: int8 on CPU, "
+                     "float16 on CUDA]."),
+        click.option("--beam-size", type=click.IntRange(1, 20), help="faster-whisper: beam size [default: 5]."),
+        click.option("--threads", type=click.IntRange(1, 256),
+                     help="faster-whisper: CPU threads [default: the cores this process may use]."),
+        click.option("--vad/--no-vad", default=None,
+                     help="faster-whisper: skip non-speech with Silero VAD [default: on]."),
+        click.option("--prompt",
+                     help="Whisper's initial prompt (context, spellings), given with every chunk of the recording."),
+        click.option("--hotwords", help="Whisper: comma-separated words whose spelling to favour."),
+        click.option("--speaker-hotwords", is_flag=True,
+                     help="Add the --speakers names to the hotwords (spells them right; measured to cost accuracy "
+                     "and speed on tiny.en)."),
         click.option("--diarizer", type=click.Choice(["auto", "pyannote", "builtin", "none"]), default="auto",
                      show_default=True, help="Who-spoke-when engine: pyannote when available, else builtin."),
         click.option("--pipeline", "pyannote_pipeline", help="pyannote pipeline name or local folder."),
@@ -36,8 +53,6 @@ def engine_options(f):
         click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where models run [default: cuda if present]."),
         click.option("--diarize/--no-diarize", default=None,
                      help="--no-diarize: one speaker, no diarizer (--diarizer none)."),
-        click.option("--threads", type=click.IntRange(1, 1024),
-                     help="CPU threads for the engines [default: their own choice]."),
         click.option("--format", "formats", default="all", show_default=True,
                      help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast,html,docx or all."),
         click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Also add transcripts to this index."),
@@ -45,18 +60,6 @@ def engine_options(f):
     for option in reversed(options):
         f = option(f)
     return f
-
-
-def limit_threads(n: int) -> None:
-    """Before any engine loads: the thread pools of torch, ctranslate2 and BLAS read these when they start,
-    and a worker or child process inherits them."""
-    import os
-    import sys
-
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(n)
-    if "torch" in sys.modules:  # already started (in-process callers): tell it directly
-        sys.modules["torch"].set_num_threads(n)
 
 
 def build_options(kw: dict):
@@ -70,8 +73,6 @@ def build_options(kw: dict):
             raise UsageError(f"--{'' if diarize else 'no-'}diarize contradicts --diarizer {kw['diarizer']}")
         if not diarize:
             kw["diarizer"] = "none"
-    if kw.get("threads"):
-        limit_threads(kw["threads"])
     if kw["speakers_dir"] is not None and not kw["speakers_dir"].is_dir():
         raise UsageError(f"--speakers {kw['speakers_dir']}: not a folder of voice samples")
     return Options(
@@ -80,7 +81,9 @@ def build_options(kw: dict):
         diarizer=kw["diarizer"], pipeline=kw["pyannote_pipeline"], hf_token=kw["hf_token"],
         num_speakers=kw["num_speakers"], min_speakers=kw["min_speakers"], max_speakers=kw["max_speakers"],
         speakers_dir=kw["speakers_dir"], names=parse_names(kw["names"]) if kw["names"] else {},
-        device=kw["device"],
+        device=kw["device"], compute_type=kw["compute_type"], beam_size=kw["beam_size"], threads=kw["threads"],
+        vad=kw["vad"], prompt=kw["prompt"], speaker_hotwords=kw["speaker_hotwords"],
+        hotwords=tuple(w.strip() for w in (kw["hotwords"] or "").split(",") if w.strip()),
         **({"match_threshold": kw["match_threshold"]} if kw["match_threshold"] is not None else {}),
     )
 
