@@ -44,6 +44,8 @@ def test_whisper_names_for_out_format_and_prompt():
     fmt = next(p for p in transcribe.params if p.name == "formats")
     assert {"-f", "--format", "--output-format"} <= set(fmt.opts) and fmt.default == "all"
     assert "-o" in next(p for p in main.get_command(None, "batch").params if p.name == "out_dir").opts
+    assert "--initial-prompt" in next(p for p in transcribe.params if p.name == "prompt").opts
+    assert underscored_args(transcribe, ["--initial_prompt", "Tolibov"]) == ["--initial-prompt", "Tolibov"]
     # clip keeps its own -o (the output file); --out is not one of its flags
     clip_o = [p.name for p in main.get_command(None, "clip").params if "-o" in p.opts]
     assert clip_o and "out_dir" not in clip_o
