@@ -238,7 +238,7 @@ def batch(corpus, out: Path, *extra: str, timeout: float = 600) -> subprocess.Co
 
 
 def transcripts(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.glob("*.json"))}
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.json")) if not p.name.endswith(".podcast.json")}
 
 
 def index_view(out: Path) -> tuple[list, dict]:
@@ -416,7 +416,7 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, corpus):
     cases = [
         (["batch", str(empty), "--out", str(tmp_path / "o")], "no audio or video files"),
         (["batch", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")], "no such file"),
-        (["batch", str(corpus["src"]), "--out", str(tmp_path / "o"), "--format", "docx"], "docx"),
+        (["batch", str(corpus["src"]), "--out", str(tmp_path / "o"), "--format", "pdf"], "pdf"),
         (["batch", str(corpus["src"]), "--out", str(tmp_path / "o"), "--force", "--retry-failed"], "choose one"),
         (["batch-status", "--out", str(tmp_path / "never")], "no batch ledger"),
     ]

@@ -155,6 +155,19 @@ def test_missing_index_and_bad_transcripts(tmp_path):
     assert not (tmp_path / "ix").exists()  # nothing is created when an input is bad
 
 
+def test_a_folder_of_dotfiles_is_an_empty_index(tmp_path):
+    # A fresh clone's index/ holds only .gitkeep: searching it says nothing is indexed; indexing into it works.
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / ".gitkeep").write_text("")
+    assert_one_line_error(majlis("search", "taliban", cwd=tmp_path), 2, "index", "nothing is indexed")
+    (tmp_path / "t.json").write_text(transcript_json(truth_transcript()))
+    proc = majlis("index", "t.json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    proc = majlis("search", "taliban", cwd=tmp_path)
+    assert proc.returncode == 0 and "panel" in proc.stdout, proc.stderr
+    assert (tmp_path / "index" / ".gitkeep").exists()
+
+
 def test_index_optimize_keeps_every_hit(indexed, tmp_path):
     import shutil
 

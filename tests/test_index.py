@@ -524,3 +524,45 @@ def test_a_toc_deleted_by_another_commit_while_opening_is_tried_again(tmp_path, 
     with pool.searcher() as searcher:
         assert searcher.doc_count() > 0 and len(failures) == 2
     pool.close()
+# Words whose stems do not start with some of their own prefixes ("betray" stems to "betrai", "allegiance" to
+# "allegi"): a prefix must still find each of them, and only the words that start with it.
+STEMMED_AWAY = ("betrayal allegiance university happiness generalization agreed relational conditional "
+                "hopefully abilities marriage ponies studies activity organization argued sensational").split()
+
+
+def test_a_prefix_matches_every_word_starting_with_it_whatever_its_stem(tmp_path):
+    assert sum(not tokens(w)[0].startswith(w) for w in STEMMED_AWAY) >= 12
+    filler = "we heard it said plainly"
+    texts = [f"{filler} {w} today" for w in STEMMED_AWAY] + [
+        f"{filler} betrays today", f"{filler} allegiant today"]  # same stems, other spellings
+    segs = tuple(Segment(i, "Host", 10.0 * i, 10.0 * i + 8, t, timed_words(t, 10.0 * i, 10.0 * i + 8))
+                 for i, t in enumerate(texts))
+    ix = Index(tmp_path / "ix", create=True)
+    ix.add([Transcript("words", "words.mp3", 10.0 * len(texts), "en", {}, ("Host",), segs)])
+    for i, word in enumerate(STEMMED_AWAY):
+        for n in range(3, len(word) + 1):
+            prefix = word[:n]
+            hits = ix.search(f"{prefix.upper() if n % 2 else prefix}*", limit=100)
+            expected = {k for k, t in enumerate(texts) if t.split()[5].startswith(prefix)}
+            assert {round(h.segment_start / 10) for h in hits} == expected, prefix
+            hit = next(h for h in hits if h.segment_start == 10.0 * i)
+            assert f"[{word}]" in hit.text, (prefix, hit.text)
+            assert hit.start == pytest.approx(segs[i].words[5].start, abs=0.006)
+    # "betrayal*" does not take "betrays" (the same stem) with it; a wildcard is matched on words too
+    assert [h.segment_start for h in ix.search("betrayal*")] == [0.0]
+    assert {round(h.segment_start / 10) for h in ix.search("betray*")} == {0, len(STEMMED_AWAY)}
+    assert [h.segment_start for h in ix.search("alleg?ance")] == [10.0]
+    assert ix.search("betrayals*") == [] and ix.search("zzz* OR betrayal") != []
+
+
+def test_prefixes_on_an_index_written_before_the_spoken_words_field(tmp_path, panel):
+    import majlis.index as mi
+    from whoosh import index as whoosh_index
+
+    old = mi.SCHEMA.copy()
+    old.remove("spoken")
+    (tmp_path / "old").mkdir()
+    whoosh_index.create_in(str(tmp_path / "old"), old)
+    ix = Index(tmp_path / "old")
+    ix.add([truth_transcript()])
+    assert ix.search("betray*") and ix.search("uzbek*")  # the prefix as typed, and as stemmed

@@ -188,7 +188,7 @@ def test_api_episodes(client, site):
     assert data["transcript"] == read_transcript(site["out"] / "panel.json").to_dict()
     assert data["episode"]["episode"] == "panel" and data["episode"]["audio_url"] == "/audio/panel"
     assert data["episode"]["downloads"] == {"json": "/download/panel.json", "srt": "/download/panel.srt",
-                                           "vtt": "/download/panel.vtt"}
+                                           "vtt": "/download/panel.vtt", "html": "/download/panel.html"}
     r = client.get("/api/episodes/nope")
     assert r.status_code == 404 and "nope" in r.json()["error"]
 
@@ -251,9 +251,21 @@ def test_downloads_serve_only_existing_exports(client, site):
     for missing in ("panel.txt", "panel.mp3", "panel.py", "panel", "talk.2024.srt", "nope.srt", ".srt"):
         assert client.get(f"/download/{missing}").status_code == 404, missing
     page = client.get("/episode/panel").text
-    for ext in ("json", "srt", "vtt"):
+    for ext in ("json", "srt", "vtt", "html"):
         assert f'href="/download/panel.{ext}"' in page
     assert "/download/panel.txt" not in page
+
+
+def test_the_html_download_is_the_transcript_linked_to_this_servers_audio(client, site):
+    import html5lib
+
+    r = client.get("/download/panel.html")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "attachment" in r.headers["content-disposition"] and "panel.html" in r.headers["content-disposition"]
+    doc = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False).parse(r.text)
+    links = [a.get("href") for a in doc.findall(".//main/p/a")]
+    assert links and all(h.startswith("http://testserver/audio/panel#t=") for h in links)
+    assert links[0] == f"http://testserver/audio/panel#t={site['panel'].segments[0].start:g}"
 
 
 TRAVERSALS = [

@@ -46,11 +46,12 @@ def words_of(t: Transcript) -> list[str]:
 def test_parse_formats():
     assert parse_formats("json") == ["json"]
     assert parse_formats(" SRT, json ,srt,") == ["srt", "json"]
-    assert parse_formats("all") == list(WRITERS) == ["json", "srt", "vtt", "txt", "tsv", "rttm", "podcast"]
+    assert parse_formats("all") == list(WRITERS) == ["json", "srt", "vtt", "txt", "tsv", "rttm", "podcast", "html",
+                                                     "docx"]
     assert parse_formats("json,all") == list(WRITERS)
     with pytest.raises(UsageError) as e:
-        parse_formats("json,docx")
-    assert "'docx'" in str(e.value) and "json, srt, vtt, txt, tsv, rttm, podcast" in str(e.value)
+        parse_formats("json,pdf")
+    assert "'pdf'" in str(e.value) and "json, srt, vtt, txt, tsv, rttm, podcast" in str(e.value)
     with pytest.raises(UsageError):
         parse_formats(" , ")
 
@@ -170,7 +171,7 @@ def test_podcast_namespace_json(tmp_path, transcript):
 def test_all_formats_and_stem(tmp_path, transcript):
     written = write_transcript(transcript, tmp_path, parse_formats("all"), stem="renamed")
     assert sorted(p.name for p in written) == sorted(
-        f"renamed.{e}" for e in ("json", "srt", "vtt", "txt", "tsv", "rttm", "podcast.json"))
+        f"renamed.{e}" for e in ("json", "srt", "vtt", "txt", "tsv", "rttm", "podcast.json", "html", "docx"))
     assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in written)
     for bad in ("", "..", "a/b"):
         with pytest.raises(UsageError):
@@ -194,7 +195,7 @@ def test_a_failing_writer_leaves_old_files_untouched_and_no_temp_files(tmp_path,
     class Broken(Writer):
         name, extension = "broken", "broken"
 
-        def format(self, transcript):
+        def format(self, transcript, options=None):
             raise RuntimeError("disk on fire")
 
     monkeypatch.setitem(WRITERS, "broken", Broken())

@@ -14,7 +14,6 @@ ASR output, so its key leaves the ASR key out: a new ASR model does not redo spe
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -27,8 +26,8 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from .collection import digest, file_sha256
 from .errors import MajlisError
-from .files import atomic_write_text
 from .ledger import STATE_DIR
+from .stagecache import read_cache, stage_keys, write_cache
 
 log = logging.getLogger("majlis")
 
@@ -109,16 +108,6 @@ class _StageFailed(Exception):
     def __init__(self, stage: str, message: str):
         super().__init__(message)
         self.stage, self.message = stage, message
-
-
-def _decoding(options) -> list:
-    """The ASR options beyond model, language and task that change its words; only those set, so that a key
-    made before they existed still names the same work."""
-    from .pipeline import asr_choice
-
-    choice = asr_choice(options)
-    shaping = ("compute_type", "beam_size", "vad", "prompt", "hotwords", "speaker_names")
-    return [[k, choice[k]] for k in shaping if choice[k] not in (None, ())]
 
 
 def _dump_asr(r) -> dict:
@@ -204,23 +193,14 @@ class Worker:
         return hook
 
     def _cached(self, episode: str, stage: str, key: str, compute, dump, load):
-        """The stage's output from its cache file, else computed, written whole, and only then reported done.
-
-        The value used downstream is always the one read back from JSON, so a fresh run and a resumed one
-        produce byte-identical transcripts.
-        """
+        """The stage's output from its cache file, else computed, written whole, and only then reported done."""
         path = self.cache / stage / f"{key}.json"
-        if not self.settings.force and path.exists():
-            try:
-                value = load(json.loads(path.read_text(encoding="utf-8")))
-                self.emit(BatchEvent("stage", episode, stage, "reused", key=key))
-                return value
-            except (OSError, ValueError, KeyError, TypeError):
-                log.warning(f"{path}: unreadable cache entry, recomputing")
+        value = None if self.settings.force else read_cache(path, load)
+        if value is not None:
+            self.emit(BatchEvent("stage", episode, stage, "reused", key=key))
+            return value
         with self._stage(episode, stage, key):
-            data = dump(compute())
-            atomic_write_text(path, json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n")
-            return load(json.loads(json.dumps(data)))
+            return write_cache(path, dump(compute()), load)
 
     def process(self, task: FileTask) -> FileResult:
         from . import pipeline
@@ -241,10 +221,7 @@ class Worker:
                 duration = len(samples) / SAMPLE_RATE
                 info.update(key=sha, sha256=sha, duration=duration)
             hook = self._hook(ep)
-            asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task, *_decoding(o))
-            dia_key = digest("diarize/1", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers,
-                             o.max_speakers)
-            name_key = digest("naming/1", dia_key, s.speakers_hash, sorted(dict(o.names).items()), o.match_threshold)
+            asr_key, dia_key, name_key = stage_keys(sha, names, o, s.speakers_hash)
             asr = self._cached(ep, "asr", asr_key, lambda: pipeline.asr_stage(engines, samples, hook),
                                _dump_asr, _load_asr)
             diarization = self._cached(ep, "diarize", dia_key,

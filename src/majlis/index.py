@@ -23,11 +23,11 @@ from whoosh.fields import ID, STORED, TEXT, FieldType, Schema
 from whoosh.collectors import FilterCollector
 from whoosh.formats import Existence
 from whoosh.index import LockError
-from whoosh.query import And, Or, Phrase, Term
+from whoosh.query import And, NullQuery, Or, Phrase, Term
 
 from . import fastscore, phrase
 from .errors import AudioError, IndexBusy, IndexMissing, OutputError, UsageError
-from .matching import normalize, parse_query, positive_leaves, span_and_snippet, split_filters
+from .matching import WORDS, expand_words, normalize, parse_query, positive_leaves, span_and_snippet, split_filters, unstemmed
 from .searchers import Budgeted, Deadline, SearcherPool, no_gc
 from .types import Hit, Transcript
 
@@ -71,6 +71,9 @@ SCHEMA = Schema(
     # whoosh writes a length column for it: without one its writer looks for the column's file on disk for
     # every posting (a fifth of the indexing time).
     pairs=FieldType(format=Existence(), analyzer=ANALYZER | phrase.Pairs(), scorable=True, stored=False),
+    # The words as spoken (lowercased, unstemmed), presence only: what `prefix*` and wildcards search and are
+    # ranked by, since a stem need not start with the word's prefix (matching.WordPrefix). +17% index size.
+    spoken=FieldType(format=Existence(), analyzer=unstemmed(ANALYZER), scorable=True, stored=False),
     words=STORED(),  # compact JSON: [[word, ...], [centisecond deltas] | null]
     meta=STORED(),  # JSON of the episode record (meta documents only)
 )
@@ -163,7 +166,11 @@ _WEIGHTING = fastscore.Weighting()
 
 
 class Index:
-    """A folder holding a Whoosh index of transcripts. Safe to search while another process writes."""
+    """A folder holding a Whoosh index of transcripts. Safe to search while another process writes.
+
+    Index(path) opens one and raises IndexMissing where there is none; Index(path, create=True) also makes one in
+    a missing or empty folder (dotfiles aside). add() indexes Transcripts, search() finds Hits.
+    """
 
     def __init__(self, path: str | Path = "index", *, create: bool = False, busy_timeout: float = BUSY_TIMEOUT):
         self.path = Path(path)
@@ -174,16 +181,18 @@ class Index:
             self._ix = whoosh_index.open_dir(str(self.path))
             # Field names only: an index written with the first schema (NUMERIC times, stored text) reads
             # and writes as before.
-            missing = set(SCHEMA.names()) - set(self._ix.schema.names()) - {phrase.PAIRS}
+            missing = set(SCHEMA.names()) - set(self._ix.schema.names()) - {phrase.PAIRS, WORDS}
             if missing:
                 raise IndexMissing(f"{self.path}: not a majlis index (no {', '.join(sorted(missing))} fields)")
             return
+        # A folder of dotfiles only (a clone's index/.gitkeep) is an index with nothing in it yet.
+        empty = self.path.is_dir() and all(p.name.startswith(".") for p in self.path.iterdir())
         if not create:
-            if self.path.exists():
+            if self.path.exists() and not empty:
                 raise IndexMissing(f"{self.path}: not a majlis index")
-            raise IndexMissing(f"{self.path}: no index here (create one with: majlis index TRANSCRIPT.json "
-                               f"--index {self.path})")
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise IndexMissing(f"{self.path}: no index here yet, nothing is indexed (create one with: majlis index "
+                               f"TRANSCRIPT.json --index {self.path}, or majlis transcribe ... --index {self.path})")
+        if self.path.exists() and not empty:
             raise IndexMissing(f"{self.path}: exists and is not a majlis index (refusing to create one inside it)")
         self.path.mkdir(parents=True, exist_ok=True)
         self._ix = whoosh_index.create_in(str(self.path), SCHEMA)
@@ -257,6 +266,7 @@ class Index:
         record = _episode_record(t, transcript_path)
         docs = [{"kind": "meta", "episode": t.episode, "meta": json.dumps(record, ensure_ascii=False)}]
         with_pairs = phrase.PAIRS in self._ix.schema
+        with_spoken = WORDS in self._ix.schema
         for s in t.segments:
             packed = pack_words(s)
             words, _ = unpack_words(packed, s.start)
@@ -265,6 +275,8 @@ class Index:
                    "end": float(s.end), "text": " ".join(words), "words": packed}
             if with_pairs:
                 doc[phrase.PAIRS] = doc["text"]
+            if with_spoken:
+                doc[WORDS] = doc["text"]
             docs.append(doc)
         return docs
 
@@ -301,21 +313,25 @@ class Index:
         with self._pool.searcher() as searcher, no_gc():
             return fn(searcher)
 
-    def search(self, query: str, *, speakers: Sequence[str] = (), episode: str | None = None,
-               limit: int = 20, budget: float | None = SEARCH_BUDGET) -> list[Hit]:
-        """Segments matching `query`, best first, each with the offsets of its matched words.
-        `speaker:NAME` in the query narrows it as `speakers` does (both given: both must hold). A search
-        running past `budget` seconds stops with SearchTooSlow."""
+    def search(self, query: str, *, speakers: Sequence[str] = (), speaker: str | None = None,
+               episode: str | None = None, limit: int = 20, budget: float | None = SEARCH_BUDGET) -> list[Hit]:
+        """Returns the segments matching `query` (the query language of `majlis search`), best first, at most
+        `limit`: a list of Hit, each with the audio offsets of its matched words. `speaker`/`speakers` keep only
+        those speakers' segments (case aside), `episode` one episode's; `speaker:NAME` in the query narrows it
+        the same way (both given: both must hold). Raises QueryError for a malformed query, and SearchTooSlow
+        for a search running past `budget` seconds."""
         if limit < 1:
             raise UsageError(f"limit must be at least 1 (got {limit})")
         if isinstance(speakers, str):
             speakers = (speakers,)
+        if speaker is not None:
+            speakers = (*speakers, speaker)
         if any(not str(s).strip() for s in speakers):
             raise UsageError("an empty speaker name: give the name to filter by")
         if episode is not None and not episode.strip():
             raise UsageError("an empty episode id: give the episode to search in (majlis episodes lists them)")
         text, named = split_filters(normalize(str(query or "")))
-        q = parse_query(text, SCHEMA)
+        parsed = parse_query(text, SCHEMA)
         filters = []
         if speakers:
             filters.append(Or([Term("speaker_key", speaker_key(s)) for s in speakers]))
@@ -330,6 +346,9 @@ class Index:
 
         def run(searcher):
             if searcher.doc_count() == 0:  # created and never written (or emptied): nothing to read
+                return []
+            q = expand_words(parsed, searcher.reader(), ANALYZER)
+            if q is NullQuery:
                 return []
             leaves = positive_leaves(q, searcher.reader(), deadline)
             deadline()

@@ -16,7 +16,8 @@ import unicodedata
 from dataclasses import dataclass
 
 from whoosh import qparser
-from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Phrase, Query, Term
+from whoosh.analysis import CompositeAnalyzer, StemFilter
+from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Or, Phrase, Prefix, Query, Term, Wildcard
 
 from .errors import QueryError
 
@@ -27,6 +28,7 @@ MAX_QUERY_CHARS = 500
 # Whoosh builds an automaton for the edit distance: ~3 matches nearly everything and ~99 took a second to
 # find nothing.
 MAX_EDITS = 2
+WORDS = "spoken"  # the unstemmed, lowercased words (index.SCHEMA): what prefixes and wildcards match
 CONTEXT_WORDS = 5  # words of context either side of the matched span in a snippet
 LONG_SPAN = 24  # a matched span longer than this is shown as its two ends
 
@@ -43,6 +45,7 @@ class Leaf:
     terms: frozenset[str] = frozenset()
     phrase: tuple[str, ...] = ()
     slop: int = 1
+    words: frozenset[str] = frozenset()  # unstemmed words (an expanded prefix or wildcard)
 
 
 def normalize(text: str) -> str:
@@ -140,13 +143,74 @@ def _check_syntax(text: str) -> None:
         raise QueryError(f"unbalanced parentheses in {text!r}: ( without )")
 
 
+class WordPrefix(Prefix):
+    """`betray*`: the spoken words that start with the text, whatever their stems. Whoosh stems a prefix as a
+    word ("betray" -> "betrai", which no stem of "betrayal" starts with) and stems can be shorter than a prefix
+    ("allegiance" -> "allegi", against "allegian*"). expand_words() turns it into a search of exactly the
+    words."""
+
+
+class WordWildcard(Wildcard):
+    """`be*al`, `bet?ay`: as WordPrefix, for a pattern."""
+
+
+class SpokenWords(Or):
+    """Segments holding one of `words` (unstemmed), searched in the spoken-words field."""
+
+    def __init__(self, words: frozenset[str], boost: float = 1.0):
+        super().__init__([Term(WORDS, w) for w in sorted(words)], boost=boost)
+        self.words = words
+
+
+class _Parser(qparser.QueryParser):
+    def term_query(self, fieldname, text, termclass, boost=1.0, tokenize=True, removestops=True):
+        # Whoosh stems a prefix as if it were a word; keep what was typed (lowercased, as the index is).
+        if fieldname == FIELD and termclass in (Prefix, Wildcard):
+            return (WordPrefix if termclass is Prefix else WordWildcard)(fieldname, text.lower(), boost=boost)
+        return super().term_query(fieldname, text, termclass, boost, tokenize, removestops)
+
+
+_UNSTEMMED: dict[int, CompositeAnalyzer] = {}
+
+
+def unstemmed(analyzer) -> CompositeAnalyzer:
+    """`analyzer` without its stemmer: the tokens of the spoken-words field."""
+    found = _UNSTEMMED.get(id(analyzer))
+    if found is None:
+        found = _UNSTEMMED[id(analyzer)] = CompositeAnalyzer(
+            *[item for item in analyzer.items if not isinstance(item, StemFilter)])
+    return found
+
+
+def expand_words(q: Query, reader, analyzer) -> Query:
+    """`q` with each WordPrefix/WordWildcard replaced by a search for the spoken words it matches.
+
+    An index written before the spoken-words field has only stems: there a prefix matches stems starting with
+    the prefix as typed or as stemmed (which misses words whose stem is shorter than the prefix)."""
+    spoken = WORDS in reader.schema
+
+    def rewrite(node: Query) -> Query:
+        if not isinstance(node, (WordPrefix, WordWildcard)):
+            return node.apply(rewrite)
+        cls = Prefix if isinstance(node, WordPrefix) else Wildcard
+        if not spoken:
+            stemmed = _word_tokens(node.text, analyzer)
+            texts = {node.text, *stemmed[:1]} if cls is Prefix else {node.text}
+            return Or([cls(FIELD, t, boost=node.boost) for t in sorted(texts)])
+        words = sorted(t.decode("utf-8") if isinstance(t, bytes) else t
+                       for t in cls(WORDS, node.text)._btexts(reader))
+        return SpokenWords(frozenset(words), node.boost) if words else NullQuery
+
+    return rewrite(q)
+
+
 _PARSERS: dict[int, qparser.QueryParser] = {}
 
 
 def _parser(schema) -> qparser.QueryParser:
     parser = _PARSERS.get(id(schema))
     if parser is None:
-        parser = qparser.QueryParser(FIELD, schema, group=qparser.AndGroup)
+        parser = _Parser(FIELD, schema, group=qparser.AndGroup)
         # Field names, ranges, 'single quotes' and bare * are not part of our language: without these
         # plugins "12:04", "[sic]" and "it's" are just words.
         for plugin in (qparser.FieldsPlugin, qparser.RangePlugin, qparser.SingleQuotePlugin, qparser.EveryPlugin):
@@ -178,6 +242,9 @@ def _walk(q: Query, reader, check=None) -> list[Leaf]:
             return
         if isinstance(node, AndNot):
             visit(node.a)
+            return
+        if isinstance(node, SpokenWords):
+            out.append(Leaf(words=node.words))
             return
         if isinstance(node, Phrase):
             out.append(Leaf(phrase=tuple(node.words), slop=max(1, int(node.slop))))
@@ -236,7 +303,10 @@ def _tokens(words: list[str], analyzer) -> list[tuple[str, int]]:
     return [(tok, i) for i, w in enumerate(words) for tok in _word_tokens(w, analyzer)]
 
 
-def _spans(leaf: Leaf, tokens: list[tuple[str, int]]) -> list[tuple[int, int]]:
+def _spans(leaf: Leaf, tokens: list[tuple[str, int]], words: list[str], analyzer) -> list[tuple[int, int]]:
+    if leaf.words:
+        raw = unstemmed(analyzer)
+        return [(i, i) for i, w in enumerate(words) if any(t in leaf.words for t in _word_tokens(w, raw))]
     if leaf.terms:
         return [(w, w) for tok, w in tokens if tok in leaf.terms]
     if not leaf.phrase:
@@ -301,7 +371,7 @@ def span_and_snippet(words: list[str], leaves: list[Leaf], analyzer) -> tuple[in
     if not words:
         return None, None, ""
     tokens = _tokens(words, analyzer)
-    per_leaf = [s for s in (_spans(leaf, tokens) for leaf in leaves) if s]
+    per_leaf = [s for s in (_spans(leaf, tokens, words, analyzer) for leaf in leaves) if s]
     if not per_leaf:
         return None, None, _snippet(words, 0, min(len(words) - 1, 2 * CONTEXT_WORDS), set())
     lo, hi = _best_window(per_leaf)

@@ -10,7 +10,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -186,21 +186,30 @@ def transcribe_file(
     engines: Engines | None = None,
     hook: ProgressHook | None = None,
     metadata: Mapping[str, str] | None = None,
+    stage: Callable[[str, Callable[[], Any]], Any] | None = None,
 ) -> Transcript:
-    """Turn one recording into a speaker-attributed, word-timed transcript."""
+    """Turn one recording into a speaker-attributed, word-timed transcript.
+
+    `stage(name, compute)` runs the asr, diarize and naming stages (resume.stage_cache takes them from a cache
+    when it can); by default each is computed."""
     engines = engines or Engines.load(options)
+    run = stage or (lambda name, compute: compute())
     samples = decode_stage(path, hook)
     # ASR and diarization read the same samples and share nothing: run them side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        asr_future = pool.submit(asr_stage, engines, samples, hook)
+        asr_future = pool.submit(run, "asr", lambda: asr_stage(engines, samples, hook))
         try:
-            diarization = diarize_stage(engines, samples, options, hook)
+            diarization = run("diarize", lambda: diarize_stage(engines, samples, options, hook))
             asr_result = asr_future.result()
         except KeyboardInterrupt:
             engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
             raise
-    naming = naming_stage(samples, diarization, options)
-    return assemble(
+    if hook:
+        hook("name", 0, 2)
+    naming = run("naming", lambda: naming_stage(samples, diarization, options))
+    if hook:
+        hook("name", 1, 2)
+    transcript = assemble(
         episode=episode or Path(path).stem,
         audio_path=str(path),
         samples=samples,
@@ -211,3 +220,6 @@ def transcribe_file(
         metadata=metadata,
         damage=audio.damage_of(samples),
     )
+    if hook:
+        hook("name", 2, 2)
+    return transcript

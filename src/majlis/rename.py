@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import UsageError
-from .files import atomic_write_text, read_transcript, transcript_json
+from .files import atomic_write_bytes, atomic_write_text, read_transcript, transcript_json
 from .types import Segment, Transcript, Turn, Word
-from .writers import WRITERS
+from .writers import WRITERS, ExportOptions, relative_url
 
 
 def parse_pairs(pairs: Iterable[str]) -> dict[str, str]:
@@ -95,17 +95,18 @@ def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, st
     else:
         renamed = apply_mapping(current, mapping)
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
-    texts: list[tuple[Path, str]] = []
+    texts: list[tuple[Path, bytes]] = []
+    options = ExportOptions(audio_url=relative_url(renamed.audio, path.parent))
     for writer in WRITERS.values():
         export = path.with_name(f"{stem}.{writer.extension}")
         if writer.name == "json" or export == path or not export.is_file():
             continue
-        texts.append((export, writer.format(renamed)))
+        texts.append((export, writer.render(renamed, options)))
     new_json = transcript_json(renamed)
     record = {"mapping": dict(mapping), "from": _digest(raw), "to": _digest(new_json.encode("utf-8")),
               "index": index_dir}
     atomic_write_text(journal, json.dumps(record, ensure_ascii=False))
-    written = [atomic_write_text(p, text) for p, text in texts]
+    written = [atomic_write_bytes(p, data) for p, data in texts]
     written.insert(0, atomic_write_text(path, new_json))
     if index is not None:
         index.add([renamed], transcript_paths={renamed.episode: path.resolve()})

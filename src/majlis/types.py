@@ -5,8 +5,10 @@ Records are frozen; conversion to plain dicts happens only at the edges (JSON, i
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 SCHEMA = "majlis.transcript/1"
 
@@ -138,6 +140,28 @@ class Transcript:
 
     def with_changes(self, **changes: Any) -> "Transcript":
         return replace(self, **changes)
+
+    def write(self, out_dir: str | os.PathLike, formats: str | Sequence[str] = ("json",), *,
+              stem: str | None = None, **export_options: Any) -> list[Path]:
+        """Write <out_dir>/<stem or episode>.<ext> for each format (as --format: json, srt, vtt, txt, tsv, rttm,
+        podcast, html, docx, or "all"), each file whole or not at all. `export_options` are ExportOptions fields
+        (max_line_width, max_line_count, highlight_words, podcast_words). Returns the paths written; raises
+        UsageError for an unknown format or option."""
+        from .errors import UsageError
+        from .writers import ExportOptions, write_transcript
+
+        try:
+            options = ExportOptions(**export_options)
+        except TypeError as e:
+            raise UsageError(f"write(): {e}") from None
+        return write_transcript(self, out_dir, formats, stem=stem, options=options)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Transcript":
+        """Returns the transcript in a majlis JSON file; raises TranscriptError if it is missing or not one."""
+        from .files import read_transcript
+
+        return read_transcript(path)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -8,7 +8,8 @@ Decisions a reader of the files should know:
   whitespace-separated, so spaces in speaker names and episode ids become underscores ("Bruce Pannier" ->
   "Bruce_Pannier").
 - podcast: the Podcasting 2.0 (podcastindex podcast-namespace) JSON transcript, version 1.0.0, one entry per
-  segment, written as <stem>.podcast.json.
+  segment (or per word, ExportOptions.podcast_words), written as <stem>.podcast.json.
+- html, docx: one paragraph per turn (a speaker's consecutive segments), as txt (documents.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from . import documents
 from .align import join_words
 from .errors import UsageError
 from .files import atomic_write_set, transcript_json
@@ -26,6 +29,23 @@ from .types import Segment, Transcript, Turn
 
 LINE_CHARS = 42  # the usual broadcast subtitle line
 MAX_LINES = 2
+PRESETS = {"broadcast": LINE_CHARS, "podcast": 32}  # subtitle characters a line; podcast players show fewer
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How exports are laid out. Subtitle options follow openai-whisper's (--max_line_width, --max_line_count,
+    --highlight_words); a cue still never spans two speakers."""
+
+    max_line_width: int = LINE_CHARS
+    max_line_count: int = MAX_LINES
+    highlight_words: bool = False  # one cue per word, that word underlined (<u>), as whisper does
+    podcast_words: bool = False  # podcast JSON: one entry per word instead of per segment
+    audio_url: str | None = None  # html: where paragraphs link to (default: the recording, from the out folder)
+
+    def __post_init__(self) -> None:
+        if self.max_line_width < 1 or self.max_line_count < 1:
+            raise UsageError("--max-line-width and --max-line-count must be at least 1")
 
 
 def clock(seconds: float, sep: str = ".") -> str:
@@ -50,46 +70,49 @@ def _tokens(seg: Segment) -> list[tuple[str, float, float]]:
     return out
 
 
-def _fill(tokens: Sequence[tuple[str, float, float]], extra: int, chars: int) -> list[tuple[float, float, list[str]]]:
-    """Greedy: words onto lines of at most `chars` (a longer word gets a line alone), MAX_LINES lines a cue."""
-    result: list[tuple[float, float, list[str]]] = []
-    lines: list[list[str]] = [[]]
-    start = end = 0.0
-    for text, s, e in tokens:
+Token = tuple[str, float, float]
+Cue = tuple[float, float, list[list[Token]]]  # start, end, lines of words
+
+
+def _fill(tokens: Sequence[Token], extra: int, chars: int, max_lines: int) -> list[Cue]:
+    """Greedy: words onto lines of at most `chars` (a longer word gets a line alone), `max_lines` lines a cue."""
+    result: list[Cue] = []
+    lines: list[list[Token]] = [[]]
+    for token in tokens:
         line = lines[-1]
-        if line and len(join_words(line + [text])) + (extra if len(lines) == 1 else 0) > chars:
-            if len(lines) == MAX_LINES:
-                result.append((start, end, lines))
+        if line and len(join_words([t[0] for t in line] + [token[0]])) + (extra if len(lines) == 1 else 0) > chars:
+            if len(lines) == max_lines:
+                result.append((lines[0][0][1], line[-1][2], lines))
                 lines = [[]]
             else:
                 lines.append([])
-        if not lines[0]:
-            start = s
-        lines[-1].append(text)
-        end = e
+        lines[-1].append(token)
     if lines[0]:
-        result.append((start, end, lines))
+        result.append((lines[0][0][1], lines[-1][-1][2], lines))
     # WebVTT wants end > start; a zero-length word (some ASR emit them) gets one millisecond.
-    return [(s, max(e, s + 0.001), [join_words(line) for line in ls if line]) for s, e, ls in result]
+    return [(s, max(e, s + 0.001), [line for line in ls if line]) for s, e, ls in result]
 
 
-def cues(seg: Segment, first_line_extra: int = 0) -> list[tuple[float, float, list[str]]]:
-    """Cut a segment into cues of at most MAX_LINES lines of at most LINE_CHARS characters, timed by words.
+def cue_words(seg: Segment, first_line_extra: int = 0, options: "ExportOptions | None" = None) -> list[Cue]:
+    """Cut a segment into cues of at most max_line_count lines of at most max_line_width characters, timed by
+    words.
 
     As few cues and lines as greedy filling needs, then the narrowest lines that still need no more, so that
     the text is spread evenly instead of leaving a one-word cue at the end. `first_line_extra` reserves room on
     each cue's first line (the SRT "Name: " prefix).
     """
+    options = options or ExportOptions()
+    width, count = options.max_line_width, options.max_line_count
     tokens = _tokens(seg)
     if not tokens:
         return []
 
     def size(chars: int) -> tuple[int, int]:
-        filled = _fill(tokens, first_line_extra, chars)
+        filled = _fill(tokens, first_line_extra, chars, count)
         return len(filled), sum(len(lines) for _, _, lines in filled)
 
-    fewest = size(LINE_CHARS)
-    lo, hi = 1, LINE_CHARS  # cues and lines never grow with the line width: binary search the narrowest
+    fewest = size(width)
+    lo, hi = 1, width  # cues and lines never grow with the line width: binary search the narrowest
     while lo < hi:
         mid = (lo + hi) // 2
         cues_, lines_ = size(mid)
@@ -97,32 +120,60 @@ def cues(seg: Segment, first_line_extra: int = 0) -> list[tuple[float, float, li
             hi = mid
         else:
             lo = mid + 1
-    return _fill(tokens, first_line_extra, lo)
+    return _fill(tokens, first_line_extra, lo, count)
+
+
+def cues(seg: Segment, first_line_extra: int = 0, options: "ExportOptions | None" = None,
+         escape=lambda text: text) -> list[tuple[float, float, list[str]]]:
+    """(start, end, lines of text) for each cue of `seg`; with highlight_words, as whisper: each cue shown once
+    per word, timed by that word, the word underlined, and the plain cue over any gap between words."""
+    options = options or ExportOptions()
+    out: list[tuple[float, float, list[str]]] = []
+    for start, end, lines in cue_words(seg, first_line_extra, options):
+        def text(marked: Token | None = None) -> list[str]:
+            return [join_words(f"<u>{escape(t[0])}</u>" if t is marked else escape(t[0]) for t in line)
+                    for line in lines]
+
+        if not options.highlight_words:
+            out.append((start, end, text()))
+            continue
+        at = start
+        for token in (t for line in lines for t in line):
+            if token[1] > at + 0.0005:
+                out.append((at, token[1], text()))
+            at = max(token[2], token[1] + 0.001)
+            out.append((token[1], at, text(token)))
+    return out
 
 
 class Writer:
     name = ""
     extension = ""
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str | bytes:
         raise NotImplementedError
+
+    def render(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> bytes:
+        """The file's bytes (text formats in UTF-8)."""
+        out = self.format(transcript, options)
+        return out.encode("utf-8") if isinstance(out, str) else out
 
 
 class JsonWriter(Writer):
     name, extension = "json", "json"
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return transcript_json(transcript)
 
 
 class SrtWriter(Writer):
     name, extension = "srt", "srt"
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks, n = [], 0
         for seg in transcript.segments:
             prefix = f"{seg.speaker}: "
-            for start, end, lines in cues(seg, len(prefix)):
+            for start, end, lines in cues(seg, len(prefix), options):
                 n += 1
                 text = "\n".join([prefix + lines[0], *lines[1:]])
                 blocks.append(f"{n}\n{clock(start, ',')} --> {clock(end, ',')}\n{text}\n")
@@ -136,17 +187,17 @@ def _vtt_escape(text: str) -> str:
 class VttWriter(Writer):
     name, extension = "vtt", "vtt"
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks = ["WEBVTT\n"]
         for seg in transcript.segments:
             voice = _vtt_escape(seg.speaker)
-            for start, end, lines in cues(seg):
-                text = "\n".join(_vtt_escape(line) for line in lines)
+            for start, end, lines in cues(seg, 0, options, _vtt_escape):
+                text = "\n".join(lines)
                 blocks.append(f"{clock(start)} --> {clock(end)}\n<v {voice}>{text}\n")
         return "\n".join(blocks)
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
     s = max(0, int(seconds))
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
@@ -154,14 +205,19 @@ def _hms(seconds: float) -> str:
 class TxtWriter(Writer):
     name, extension = "txt", "txt"
 
-    def format(self, transcript: Transcript) -> str:
-        paragraphs: list[tuple[str, float, list[str]]] = []
-        for seg in transcript.segments:
-            if paragraphs and paragraphs[-1][0] == seg.speaker:
-                paragraphs[-1][2].append(_one_line(seg.text))
-            else:
-                paragraphs.append((seg.speaker, seg.start, [_one_line(seg.text)]))
-        return "\n".join(f"{who} [{_hms(at)}]: {' '.join(t for t in texts if t)}\n" for who, at, texts in paragraphs)
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
+        return "\n".join(f"{who} [{hms(at)}]: {text}\n" for who, at, _, text in paragraphs(transcript))
+
+
+def paragraphs(transcript: Transcript) -> list[tuple[str, float, float, str]]:
+    """(speaker, start, end, text) for each turn: a speaker's consecutive segments, on one line."""
+    out: list[tuple[str, float, float, list[str]]] = []
+    for seg in transcript.segments:
+        if out and out[-1][0] == seg.speaker:
+            out[-1] = (seg.speaker, out[-1][1], seg.end, out[-1][3] + [_one_line(seg.text)])
+        else:
+            out.append((seg.speaker, seg.start, seg.end, [_one_line(seg.text)]))
+    return [(who, start, end, " ".join(t for t in texts if t)) for who, start, end, texts in out]
 
 
 def _one_line(text: str) -> str:
@@ -171,7 +227,7 @@ def _one_line(text: str) -> str:
 class TsvWriter(Writer):
     name, extension = "tsv", "tsv"
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         rows = ["start\tend\tspeaker\ttext"]
         rows += [f"{s.start:.3f}\t{s.end:.3f}\t{_one_line(s.speaker)}\t{_one_line(s.text)}"
                  for s in transcript.segments]
@@ -185,7 +241,7 @@ def rttm_safe(name: str) -> str:
 class RttmWriter(Writer):
     name, extension = "rttm", "rttm"
 
-    def format(self, transcript: Transcript) -> str:
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         turns = transcript.turns or tuple(Turn(s.speaker, s.start, s.end) for s in transcript.segments)
         uri = rttm_safe(transcript.episode)
         return "".join(
@@ -197,15 +253,34 @@ class RttmWriter(Writer):
 class PodcastWriter(Writer):
     name, extension = "podcast", "podcast.json"
 
-    def format(self, transcript: Transcript) -> str:
-        segments = [{"speaker": s.speaker, "startTime": round(s.start, 3), "endTime": round(s.end, 3),
-                     "body": s.text} for s in transcript.segments]
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
+        if options.podcast_words:  # the spec's word-level form: one segment per word
+            segments = [{"speaker": w.speaker or s.speaker, "startTime": round(w.start, 3),
+                         "endTime": round(w.end, 3), "body": w.word.strip()}
+                        for s in transcript.segments for w in s.words if w.word.strip()]
+        else:
+            segments = [{"speaker": s.speaker, "startTime": round(s.start, 3), "endTime": round(s.end, 3),
+                         "body": s.text} for s in transcript.segments]
         return json.dumps({"version": "1.0.0", "segments": segments}, ensure_ascii=False, indent=1) + "\n"
+
+
+class HtmlWriter(Writer):
+    name, extension = "html", "html"
+
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
+        return documents.html_page(transcript, paragraphs(transcript), options.audio_url or transcript.audio)
+
+
+class DocxWriter(Writer):
+    name, extension = "docx", "docx"
+
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> bytes:
+        return documents.docx_bytes(transcript, paragraphs(transcript))
 
 
 WRITERS: dict[str, Writer] = {
     w.name: w for w in (JsonWriter(), SrtWriter(), VttWriter(), TxtWriter(), TsvWriter(), RttmWriter(),
-                        PodcastWriter())
+                        PodcastWriter(), HtmlWriter(), DocxWriter())
 }
 
 
@@ -233,14 +308,32 @@ def output_path(out_dir: str | os.PathLike, stem: str, fmt: str) -> Path:
 
 
 def write_transcript(
-    transcript: Transcript, out_dir: str | os.PathLike, formats: Sequence[str], *, stem: str | None = None
+    transcript: Transcript, out_dir: str | os.PathLike, formats: Sequence[str], *, stem: str | None = None,
+    options: ExportOptions | None = None,
 ) -> list[Path]:
     """Write <out_dir>/<stem or episode>.<ext> for each format, each file whole or not at all."""
     stem = stem if stem is not None else transcript.episode
     if not stem or stem in (".", "..") or "/" in stem or "\\" in stem:
         raise UsageError(f"{stem!r}: not usable as an output file name")
     names = parse_formats(formats)
+    options = options or ExportOptions()
+    if options.audio_url is None:
+        options = replace(options, audio_url=relative_url(transcript.audio, out_dir))
     # Format everything before writing anything, and replace the files as a set: a formatting error or a
     # full disk leaves every old file as it was.
-    texts = [(output_path(out_dir, stem, n), WRITERS[n].format(transcript).encode("utf-8")) for n in names]
-    return atomic_write_set(texts)
+    data = [(output_path(out_dir, stem, n), WRITERS[n].render(transcript, options)) for n in names]
+    return atomic_write_set(data)
+
+
+def relative_url(audio: str, out_dir: str | os.PathLike) -> str:
+    """The recording as a link from a file in `out_dir` (a path relative to it when both are local)."""
+    from urllib.parse import quote
+
+    if re.match(r"^[a-z][a-z0-9+.-]*://", audio, re.I):
+        return audio
+    try:
+        rel = os.path.relpath(Path(audio).resolve(), Path(out_dir).resolve())
+    except ValueError:  # another drive (Windows)
+        rel = str(Path(audio).resolve())
+    return quote(Path(rel).as_posix(), safe="/:")
+

@@ -11,6 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import MajlisError
+from .aliases import add_aliases, underscored_args
 
 
 # Command name -> (module, attribute). A command's module is imported only when that command runs (or help
@@ -36,8 +37,13 @@ class MajlisGroup(click.Group):
     def get_command(self, ctx: click.Context | None, name: str):
         if name not in self.commands and name in _COMMANDS:
             module, attr = _COMMANDS[name]
-            self.add_command(getattr(importlib.import_module(f"{__name__}.{module}"), attr), name)
+            command = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+            self.add_command(add_aliases(command), name)
         return self.commands.get(name)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, underscored_args(command, rest) if command is not None else rest
 
     def invoke(self, ctx: click.Context):
         try:

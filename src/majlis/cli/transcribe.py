@@ -8,7 +8,7 @@ import click
 
 from ..asr import ENGINES
 from ..errors import AudioError, MajlisError, UsageError
-from .progress import progress_hook
+from .progress import WEIGHTS, progress_hook, status
 
 
 def engine_options(f):
@@ -51,8 +51,10 @@ def engine_options(f):
                      "lower it when the samples were recorded on another microphone."),
         click.option("--names", help="Name speakers by hand: SPEAKER_00=Tahir,SPEAKER_01=Mudaqiq"),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where models run [default: cuda if present]."),
-        click.option("--format", "formats", default="json", show_default=True,
-                     help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast or all."),
+        click.option("--diarize/--no-diarize", default=None,
+                     help="--no-diarize: one speaker, no diarizer (--diarizer none)."),
+        click.option("--format", "formats", default="all", show_default=True,
+                     help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast,html,docx or all."),
         click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Also add transcripts to this index."),
     ]
     for option in reversed(options):
@@ -61,13 +63,21 @@ def engine_options(f):
 
 
 def build_options(kw: dict):
+    from ..languages import language_code
     from ..pipeline import Options
     from ..speakers import parse_names
 
+    diarize = kw.get("diarize")  # None: not given
+    if diarize is not None:
+        if (kw["diarizer"] == "none") if diarize else (kw["diarizer"] not in ("auto", "none")):
+            raise UsageError(f"--{'' if diarize else 'no-'}diarize contradicts --diarizer {kw['diarizer']}")
+        if not diarize:
+            kw["diarizer"] = "none"
     if kw["speakers_dir"] is not None and not kw["speakers_dir"].is_dir():
         raise UsageError(f"--speakers {kw['speakers_dir']}: not a folder of voice samples")
     return Options(
-        asr=kw["asr"], model=kw["model"], model_dir=kw["model_dir"], language=kw["language"], task=kw["task"],
+        asr=kw["asr"], model=kw["model"], model_dir=kw["model_dir"], language=language_code(kw["language"]),
+        task=kw["task"],
         diarizer=kw["diarizer"], pipeline=kw["pyannote_pipeline"], hf_token=kw["hf_token"],
         num_speakers=kw["num_speakers"], min_speakers=kw["min_speakers"], max_speakers=kw["max_speakers"],
         speakers_dir=kw["speakers_dir"], names=parse_names(kw["names"]) if kw["names"] else {},
@@ -109,20 +119,41 @@ def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
 @click.option("--episode", help="Episode id (one input only) [default: file stem].")
 @click.option("--strict", is_flag=True,
               help="A recording that decodes with errors is an error (exit 2), not a transcript marked damaged.")
+@click.option("--verbose", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,
+              help="False: no progress bar and no summary line (errors and warnings still show).")
+@click.option("--subtitles", "subtitle_style", type=click.Choice(["broadcast", "podcast"]), default="broadcast",
+              show_default=True, help="srt/vtt line width: broadcast 42 characters, podcast 32.")
+@click.option("--max-line-width", type=click.IntRange(1, 1000),
+              help="srt/vtt: characters a line (overrides --subtitles).")
+@click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True,
+              help="srt/vtt: lines a cue.")
+@click.option("--highlight-words", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+              help="srt/vtt: one cue per word, the word underlined, as whisper.")
+@click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment.")
+@click.option("--force", is_flag=True,
+              help="Start over: redo every stage instead of reusing what an earlier run finished (<out>/.majlis/).")
 @engine_options
-def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, strict: bool, **kw) -> None:
+def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool,
+                       subtitle_style: str, max_line_width: int | None, max_line_count: int, highlight_words: bool,
+                       podcast_words: bool, force: bool, strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
-    from ..writers import parse_formats, write_transcript
+    from ..resume import stage_cache
+    from ..writers import PRESETS, ExportOptions, parse_formats, write_transcript
 
     if episode and len(audio) > 1:
         raise UsageError("--episode names one episode: give one AUDIO file with it")
     formats = parse_formats(kw["formats"])
+    exports = ExportOptions(max_line_width=max_line_width or PRESETS[subtitle_style], max_line_count=max_line_count,
+                            highlight_words=highlight_words, podcast_words=podcast_words)
     options = build_options(kw)
     probes = [audio_io.probe(path) for path in audio]  # every input is checked before any model loads
     preflight(probes, options, out_dir, kw["index_dir"])
-    engines = Engines.load(options)
+    loading = f"loading models (asr {options.asr}, diarizer {options.diarizer})"
+    with status(loading, enabled=None if verbose else False):
+        engines = Engines.load(options)
+    stages = {s: w for s, w in WEIGHTS.items() if s != "diarize" or options.diarizer != "none"}
     index = None
     if kw["index_dir"] is not None:
         from ..index import Index
@@ -131,11 +162,13 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     failures = 0
     for path in audio:
         try:
-            with progress_hook(path.name) as hook:
-                transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook)
+            with progress_hook(path.name, enabled=None if verbose else False, stages=stages) as hook:
+                cached = stage_cache(path, out_dir, options=options, engines=engines, force=force, hook=hook)
+                transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook,
+                                             stage=cached)
             if strict and transcript.damage is not None:
                 raise AudioError(f"{path}: damaged ({transcript.damage.first_error}; --strict: nothing written)")
-            written = write_transcript(transcript, out_dir, formats)
+            written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
                 json_path = next((p for p in written if p.suffix == ".json"), None)
                 index.add([transcript], transcript_paths={transcript.episode: json_path} if json_path else None)
@@ -144,6 +177,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
                 raise
             failures += 1
             click.echo(f"majlis: error: {e}", err=True)
+            continue
+        if not verbose:
             continue
         words = sum(len(s.words) for s in transcript.segments)
         damaged = " (damaged: decoded with errors, concealed)" if transcript.damage is not None else ""

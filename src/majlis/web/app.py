@@ -32,6 +32,7 @@ from starlette.exceptions import HTTPException
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import IndexMissing, MajlisError, SearchTooSlow, TranscriptError
 from ..files import read_transcript
+from ..documents import colour_index
 from ..index import Index, speaker_key
 
 log = logging.getLogger("majlis")
@@ -54,6 +55,8 @@ EXPORTS = {  # extension -> media type
     "txt": "text/plain; charset=utf-8",
     "tsv": "text/tab-separated-values; charset=utf-8",
     "rttm": "text/plain; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
 # mimetypes has no entry for several of these on some systems; browsers need the right one to play them.
 AUDIO_TYPES = {
@@ -166,6 +169,8 @@ def export_files(record: dict[str, Any]) -> dict[str, Path]:
             f"{transcript.stem}.{ext}")
         if p.is_file():
             found[ext] = p
+    if "json" in found:  # made from the transcript when asked for, linked to this server's audio
+        found["html"] = found["json"]
     return found
 
 
@@ -243,8 +248,8 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         return error_response(request, exc.status_code, message)
 
     def speakers_with_colours() -> list[dict[str, Any]]:
-        rows = index.speakers()  # most talk time first: colours stay put while the index is unchanged
-        return [dict(r, colour=f"spk-{i % PALETTE_SIZE}") for i, r in enumerate(rows)]
+        # From the name alone: a speaker has the same colour in every index and in the HTML export.
+        return [dict(r, colour=f"spk-{colour_index(r['speaker'], PALETTE_SIZE)}") for r in index.speakers()]
 
     def colour_of(speakers: list[dict[str, Any]]):
         by_key = {speaker_key(s["speaker"]): s["colour"] for s in speakers}
@@ -319,12 +324,19 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         return FileResponse(path, media_type=AUDIO_TYPES.get(path.suffix.lower(), "application/octet-stream"))
 
     @app.api_route("/download/{name}", methods=["GET", "HEAD"])
-    def download(name: str):
+    def download(name: str, request: Request):
         episode, _, ext = name.rpartition(".")
         record = index.episode(episode) if episode and ext in EXPORTS else None
         path = export_files(record).get(ext) if record is not None else None
         if path is None:
             raise HTTPException(404)
+        if ext == "html":
+            from ..writers import WRITERS, ExportOptions
+
+            link = str(request.base_url).rstrip("/") + audio_url(episode)
+            page = WRITERS["html"].format(read_transcript(path), ExportOptions(audio_url=link))
+            return Response(page, media_type=EXPORTS[ext], headers={
+                "content-disposition": f"attachment; filename*=utf-8''{quote(f'{episode}.html', safe='')}"})
         return FileResponse(path, media_type=EXPORTS[ext], filename=f"{episode}.{ext}")
 
     # -- pages -------------------------------------------------------------------------------------------
