@@ -20,6 +20,7 @@ import pytest
 from majlis.audio import ffmpeg_binary
 from majlis.batch import run_batch
 from majlis.batch_worker import process_file
+from majlis.errors import UsageError
 from majlis.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,6 +203,61 @@ def test_a_poison_file_is_recorded_failed_and_the_run_goes_on(archive, local, tm
         n: b for n, b in local["transcripts"].items() if n != "poison.json"}
 
 
+def test_a_killed_client_takes_its_local_workers_along_and_the_rerun_completes(archive, local, tmp_path):
+    import psutil
+
+    out = tmp_path / "out"
+    argv = ["batch", str(archive), "--out", str(out), "--index", str(out / "index"), *ENGINES, "--executor", "dask",
+            "--workers", "2"]
+    client = subprocess.Popen([sys.executable, "-m", "majlis", *argv], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline, done, workers = time.monotonic() + 300, 0, []
+    try:
+        while time.monotonic() < deadline and client.poll() is None and done < 1:
+            time.sleep(0.1)
+            workers = [p for p in psutil.Process(client.pid).children(recursive=True)] or workers
+            try:
+                with Ledger.for_out(out, readonly=True) as ledger:
+                    done = sum(r.status == "done" for r in ledger.episodes())
+            except UsageError:  # not there yet, or its tables not yet made
+                pass
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    assert done == 1 and len(workers) >= 2, "the kill must land mid-run, with the workers up"
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"worker processes outlived their client: {alive}"
+    rerun = majlis(*argv)
+    assert rerun.returncode == 1, rerun.stderr
+    assert "done earlier" in rerun.stderr
+    assert outcome(out) == local
+    assert not list((out / ".majlis").glob("dask-*"))  # the killed client's token file went with the rerun
+
+
+def test_a_worker_that_cannot_see_the_output_folder_is_named(tmp_path, monkeypatch):
+    from majlis import batch_dask
+    from majlis.batch_worker import Settings
+
+    class FakeWorker:  # the two attributes setup() uses
+        address = "tcp://10.0.0.9:4000"
+
+        def log_event(self, topic, msg):
+            pass
+
+    monkeypatch.setattr(batch_dask, "SHARED_WAIT", 0.5)
+    (tmp_path / ".majlis").mkdir()
+    plugin = batch_dask.EnginesPlugin(Settings(_options(), str(tmp_path), ("json",), ""), "topic", "dask-run1")
+    plugin.setup(FakeWorker())
+    try:
+        assert plugin.sees_shared_folder() is False
+        (tmp_path / ".majlis" / "dask-run1").write_text("1\n")
+        assert plugin.sees_shared_folder() is False  # decided once per worker and run
+        plugin.shared = None
+        assert plugin.sees_shared_folder() is True
+    finally:
+        plugin.teardown(FakeWorker())
+
+
 def test_dask_arguments_that_cannot_work_exit_2_with_one_line(archive, tmp_path):
     cases = [
         (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --executor dask"),
@@ -216,7 +272,6 @@ def test_dask_arguments_that_cannot_work_exit_2_with_one_line(archive, tmp_path)
 
 def test_an_unreachable_scheduler_is_a_usage_error(archive, tmp_path, monkeypatch):
     from majlis import batch_dask
-    from majlis.errors import UsageError
 
     monkeypatch.setattr(batch_dask, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(UsageError, match=r"--scheduler tcp://127\.0\.0\.1:9: cannot connect to a Dask scheduler"):

@@ -36,6 +36,7 @@ from .ledger import STATE_DIR
 log = logging.getLogger("majlis")
 
 ALLOWED_FAILURES = 1  # a file may lose one worker and is tried again; the second death makes it a poison file
+SHARED_WAIT = 90.0  # seconds a worker looks for the client's token file (NFS caches attributes up to 60 s)
 CONNECT_TIMEOUT = "20s"  # to a running scheduler; Dask keeps retrying a refused connection until then
 SHARED_HINT = "the output folder and the inputs must be on a filesystem every worker mounts at the same path"
 
@@ -49,13 +50,12 @@ class EnginesPlugin(WorkerPlugin):
     def setup(self, worker) -> None:
         self.lock = threading.Lock()  # a worker started with several threads still runs one file at a time
         self.address = worker.address
-        token = Path(self.settings.out_dir) / STATE_DIR / self.token
-        self.problem = "" if token.exists() else (
-            f"Dask worker {worker.address} does not see {self.settings.out_dir}/{STATE_DIR}: {SHARED_HINT}")
+        self.shared: bool | None = None  # sees the client's token file: checked on the first file
 
         def emit(e: BatchEvent) -> None:
+            # Tagged with the run: a killed client's files still running elsewhere report under the same topic.
             # Pickled: events hold tuples and floats exactly as the local executor delivers them.
-            worker.log_event(self.topic, pickle.dumps(e))
+            worker.log_event(self.topic, [self.token, pickle.dumps(e)])
 
         self.majlis = Worker(self.settings, emit)
         self._log = _ForwardLog(emit)
@@ -66,18 +66,31 @@ class EnginesPlugin(WorkerPlugin):
         logging.getLogger("majlis").removeHandler(self._log)
         self.majlis = None
 
+    def sees_shared_folder(self) -> bool:
+        """Whether this worker sees the client's token file; NFS may show a new file only after its attribute
+        cache expires (up to a minute), so an absent one is looked for again for a while."""
+        if self.shared is None:
+            token = Path(self.settings.out_dir) / STATE_DIR / self.token
+            deadline = time.monotonic() + SHARED_WAIT
+            while not token.exists() and time.monotonic() < deadline:
+                time.sleep(1.0)
+            self.shared = token.exists()
+        return self.shared
+
 
 def run_on_worker(plugin_name: str, fn: Callable[..., FileResult], task) -> FileResult:
     """The Dask task: `fn` (batch_worker.process_file) with this worker's warm majlis Worker in place."""
     from distributed import get_worker
 
-    plugin = get_worker().plugins.get(plugin_name)
+    worker = get_worker()
+    plugin = worker.plugins.get(plugin_name)
     if plugin is None or plugin.majlis is None:
-        return FileResult(task.episode, False, "load", fatal=f"Dask worker {get_worker().address} has no majlis "
+        return FileResult(task.episode, False, "load", fatal=f"Dask worker {worker.address} has no majlis "
                           "plugin (its setup failed: see the worker's log)")
-    if plugin.problem:
-        return FileResult(task.episode, False, "load", fatal=plugin.problem)
     with plugin.lock:
+        if not plugin.sees_shared_folder():
+            return FileResult(task.episode, False, "load", fatal=f"Dask worker {worker.address} does not see "
+                              f"{plugin.settings.out_dir}/{STATE_DIR}: {SHARED_HINT}")
         batch_worker._WORKER, batch_worker._WORKER_ERROR = plugin.majlis, ""
         return fn(task)
 
@@ -122,10 +135,11 @@ class DaskExecutor:
         self._wake = threading.Event()
         self._cluster = self.client = None
         self._token_path: Path | None = None
+        self._token = ""
         run = uuid.uuid4().hex[:12]
-        self.topic = f"majlis-batch-events-{run}"
-        # One name per output folder: a rerun after a killed client replaces the plugin it left on the workers.
-        self.plugin_name = "majlis-batch-" + digest(settings.out_dir)[:12]
+        # One name per output folder: a rerun after a killed client replaces the plugin it left on the workers,
+        # and the scheduler keeps one topic's recent events per folder, not one per run.
+        self.plugin_name = self.topic = "majlis-batch-" + digest(settings.out_dir)[:12]
         try:
             if scheduler:
                 try:
@@ -139,11 +153,14 @@ class DaskExecutor:
                 self.client = Client(self._cluster, set_as_default=False)
             self.allowed_failures = self._allowed_failures()
             self.client.subscribe_topic(self.topic, self._receive)
-            # A file only this run writes; each worker's plugin looks for it before taking any file.
-            token = f"dask-{run}"
-            self._token_path = Path(settings.out_dir) / STATE_DIR / token
+            # A file only this run writes; each worker's plugin looks for it before taking any file. Those of
+            # killed runs go: the output folder's lock says no other run is alive.
+            for stale in (Path(settings.out_dir) / STATE_DIR).glob("dask-*"):
+                stale.unlink(missing_ok=True)
+            self._token = f"dask-{run}"
+            self._token_path = Path(settings.out_dir) / STATE_DIR / self._token
             self._token_path.write_text(f"{os.getpid()}\n")
-            self.client.register_plugin(EnginesPlugin(settings, self.topic, token), name=self.plugin_name)
+            self.client.register_plugin(EnginesPlugin(settings, self.topic, self._token), name=self.plugin_name)
             on_event(BatchEvent("cluster", info={
                 "scheduler": self.client.scheduler.address, "local": self._cluster is not None,
                 "dashboard": self.client.dashboard_link, "workers": len(self.client.nthreads()),
@@ -163,8 +180,10 @@ class DaskExecutor:
             return None
 
     def _receive(self, event) -> None:
-        self._events.append(event[1])
-        self._wake.set()
+        token, data = event[1]
+        if token == self._token:
+            self._events.append(data)
+            self._wake.set()
 
     def _drain(self) -> None:
         while self._events:
