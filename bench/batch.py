@@ -128,6 +128,28 @@ def synthetic_hours(folder: Path, count: int) -> list[Path]:
     return paths
 
 
+def result(quick: bool, count: int, durations: list[float], rows: dict[str, list[dict]], cost: dict) -> dict:
+    configs = {}
+    for name, rs in rows.items():
+        executor, w = name.split(":")
+        configs[name] = {"executor": executor, "workers": int(w),
+                         "wall_s": common.summary([r["process_wall_s"] for r in rs]),
+                         "throughput": common.summary([r["throughput"] for r in rs]),
+                         "peak_tree_rss_mb": common.summary([r["peak_tree_rss_mb"] for r in rs]),
+                         "runs": rs}
+    return {
+        "quick": quick,
+        "files": count,
+        "audio_s": round(sum(durations), 2),
+        "slice_s": {"min": round(min(durations), 2), "max": round(max(durations), 2)},
+        "command": "majlis " + " ".join(batch_argv(Path("IN"), Path("OUT"), 0)[len(majlis_argv()):]).replace(
+            "--workers 0", "--workers N [--executor dask]"),
+        "runs": min(len(rs) for rs in rows.values()),
+        "configs": configs,
+        "client_cost": cost,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="4 slices of 10 s, one run per configuration")
@@ -151,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         durations = make_slices(args.audio, inputs, count, lo, hi)
         audio_s = sum(durations)
         rows: dict[str, list[dict]] = {f"{e}:{w}": [] for e, w in configs}
+        cost = None
         for i in range(runs):
             for executor, w in configs:
                 out = tmp / f"out-{executor}-w{w}-{i}"
@@ -165,35 +188,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{executor} {w} worker(s) run {i + 1}/{runs}: {r['process_wall_s']:.1f} s, "
                       f"{r['throughput']:.2f} audio s/s, peak {r['peak_tree_rss_mb']:.0f} MB, load "
                       f"{r['loadavg_1m']}", file=sys.stderr, flush=True)
-                if i < runs - 1 or (executor, w) != configs[-1]:
-                    shutil.rmtree(out)  # the last run's transcripts stay for the client cost below
-        results = {}
-        for name, rs in rows.items():
-            executor, w = name.split(":")
-            results[name] = {"executor": executor, "workers": int(w),
-                             "wall_s": common.summary([r["process_wall_s"] for r in rs]),
-                             "throughput": common.summary([r["throughput"] for r in rs]),
-                             "peak_tree_rss_mb": common.summary([r["peak_tree_rss_mb"] for r in rs]),
-                             "runs": rs}
-        last = tmp / f"out-{configs[-1][0]}-w{configs[-1][1]}-{runs - 1}"
-        hours = tmp / "hours"
-        cost = {"short": client_cost(sorted(last.glob("*.json")), tmp / "cost-short"),
-                "hour": client_cost(synthetic_hours(hours, args.hour_files or (2 if args.quick else 10)),
-                                    tmp / "cost-hour")}
-        print(f"client cost per file: {cost['short']['seconds_per_file']['median'] * 1000:.1f} ms (short), "
-              f"{cost['hour']['seconds_per_file']['median'] * 1000:.1f} ms (1 hour)", file=sys.stderr, flush=True)
-        data = {
-            "quick": args.quick,
-            "files": count,
-            "audio_s": round(audio_s, 2),
-            "slice_s": {"min": round(min(durations), 2), "max": round(max(durations), 2)},
-            "command": "majlis " + " ".join(batch_argv(Path("IN"), Path("OUT"), 0)[len(majlis_argv()):]).replace(
-                "--workers 0", "--workers N [--executor dask]"),
-            "runs": runs,
-            "configs": results,
-            "client_cost": cost,
-        }
-        print(common.write_result("batch", data, args.out_dir))
+                if cost is None and (executor, w) == configs[-1]:
+                    cost = {"short": client_cost(sorted(out.glob("*.json")), tmp / "cost-short"),
+                            "hour": client_cost(synthetic_hours(tmp / "hours", args.hour_files or
+                                                                (2 if args.quick else 10)), tmp / "cost-hour")}
+                    print(f"client cost per file: {cost['short']['seconds_per_file']['median'] * 1000:.1f} ms "
+                          f"(short), {cost['hour']['seconds_per_file']['median'] * 1000:.1f} ms (hour-long)",
+                          file=sys.stderr, flush=True)
+                shutil.rmtree(out)
+            # Written after every round: a run cut short keeps the rounds it finished.
+            print(common.write_result("batch", result(args.quick, count, durations, rows, cost), args.out_dir))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -118,7 +118,9 @@ class _Pending:
             return FileResult(self.episode, False, "worker", f"the Dask worker processing this file died {times} "
                               "(crashed, was killed or ran out of memory)")
         except CancelledError as e:  # the scheduler went away: no file can finish, the rerun resumes
-            return FileResult(self.episode, False, "worker", fatal=f"the Dask cluster dropped the run ({e})")
+            reason = getattr(e, "reason", "") or " ".join(str(e).split())
+            return FileResult(self.episode, False, "worker", fatal=f"the Dask cluster dropped the run ({reason}); "
+                              "run the same command again to resume")
 
 
 class DaskExecutor:
@@ -136,6 +138,12 @@ class DaskExecutor:
         self._cluster = self.client = None
         self._token_path: Path | None = None
         self._token = ""
+        # Dask logs lost connections and dead workers with tracebacks; majlis reports those itself, in one line.
+        # Dask's logging config gives some of its loggers levels of their own: each one is quieted.
+        self._dask_levels = {name: logging.getLogger(name).level for name in
+                             ["distributed", *logging.root.manager.loggerDict] if name.startswith("distributed")}
+        for name in self._dask_levels:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         run = uuid.uuid4().hex[:12]
         # One name per output folder: a rerun after a killed client replaces the plugin it left on the workers,
         # and the scheduler keeps one topic's recent events per folder, not one per run.
@@ -149,7 +157,7 @@ class DaskExecutor:
             else:
                 with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
                     self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                 dashboard_address=dashboard, silence_logs=logging.ERROR)
+                                                 dashboard_address=dashboard, silence_logs=logging.CRITICAL)
                 self.client = Client(self._cluster, set_as_default=False)
             self.allowed_failures = self._allowed_failures()
             self.client.subscribe_topic(self.topic, self._receive)
@@ -234,6 +242,8 @@ class DaskExecutor:
             self._cluster = None
         if self._token_path is not None:
             self._token_path.unlink(missing_ok=True)
+        for name, level in self._dask_levels.items():
+            logging.getLogger(name).setLevel(level)
         self._drain()
 
 
