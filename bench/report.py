@@ -477,6 +477,14 @@ def batch(d: dict) -> str:
     loads = [x for r in configs for run in r["runs"] for x in run.get("loadavg_1m", [])]
     if loads:
         out += ["", f"1-minute load average around the runs: {f(min(loads), 2)}–{f(max(loads), 2)} (2 cores)."]
+        rounds = min(len(r["runs"]) for r in configs)
+        load_of = [sum(sum(r["runs"][i].get("loadavg_1m", [0])) for r in configs) / (2 * len(configs))
+                   for i in range(rounds)]
+        quiet = min(range(rounds), key=load_of.__getitem__)
+        if rounds > 1:
+            walls = ", ".join(f"{r['executor']} {r['workers']}: {f(r['runs'][quiet]['process_wall_s'], 1)} s"
+                              for r in configs)
+            out += [f"The quietest round (round {quiet + 1}, mean load {f(load_of[quiet], 1)}): {walls}."]
     cost = d.get("client_cost")
     if cost:
         rows = [[label, str(c["files"]), mm(c["audio_minutes_per_file"], 1, " min"), mm(c["segments_per_file"], 0),
