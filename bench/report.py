@@ -460,16 +460,42 @@ def _then_and_now(d: dict) -> list[str]:
 
 
 def batch(d: dict) -> str:
-    rows = []
-    for w, r in sorted(d["workers"].items(), key=lambda kv: int(kv[0])):
-        rows.append([w, mm(r["wall_s"], 1, " s"), mm(r["throughput"], 2), mm(r["peak_tree_rss_mb"], 0, " MB")])
+    if "configs" not in d:  # results from before the Dask executor: local workers only
+        d = dict(d, configs={f"local:{w}": dict(r, executor="local", workers=int(w)) for w, r in d["workers"].items()})
+    configs = sorted(d["configs"].values(), key=lambda r: (r["executor"] != "local", r["executor"], r["workers"]))
+    rows = [[r["executor"], str(r["workers"]), mm(r["wall_s"], 1, " s"), mm(r["throughput"], 2),
+             mm(r["peak_tree_rss_mb"], 0, " MB")] for r in configs]
     out = [f"{d['files']} files of {f(d['slice_s']['min'], 0)}–{f(d['slice_s']['max'], 0)} s "
            f"({f(d['audio_s'] / 60, 1)} min of audio in all), `{d['command']}`, fresh output folder each run, "
-           f"{d['runs']} run{'s' * (d['runs'] != 1)} per worker count (median, min–max). Wall time is the whole "
-           f"command, engine loading included.", "",
-           table(["workers", "wall", "throughput (audio s / wall s)", "peak RSS (process tree)"], rows)]
-    if "scaling_2_vs_1" in d:
-        out += ["", f"Scaling from 1 to 2 workers: **{f(d['scaling_2_vs_1'], 2)}×** throughput."]
+           f"{d['runs']} run{'s' * (d['runs'] != 1)} per configuration, taken in turn (median, min–max). Wall time "
+           f"is the whole command, engine loading and the Dask cluster's start included.", "",
+           table(["executor", "workers", "wall", "throughput (audio s / wall s)", "peak RSS (process tree)"], rows)]
+    median = {(r["executor"], r["workers"]): r["throughput"]["median"] for r in configs}
+    notes = [f"{e} {f(median[e, 2] / median[e, 1], 2)}×" for e in ("local", "dask") if (e, 1) in median and (e, 2) in median]
+    if notes:
+        out += ["", "Scaling from 1 to 2 workers: " + ", ".join(f"**{n}**" for n in notes) + "."]
+    loads = [x for r in configs for run in r["runs"] for x in run.get("loadavg_1m", [])]
+    if loads:
+        out += ["", f"1-minute load average around the runs: {f(min(loads), 2)}–{f(max(loads), 2)} (2 cores)."]
+        rounds = min(len(r["runs"]) for r in configs)
+        load_of = [sum(sum(r["runs"][i].get("loadavg_1m", [0])) for r in configs) / (2 * len(configs))
+                   for i in range(rounds)]
+        quiet = min(range(rounds), key=load_of.__getitem__)
+        if rounds > 1:
+            walls = ", ".join(f"{r['executor']} {r['workers']}: {f(r['runs'][quiet]['process_wall_s'], 1)} s"
+                              for r in configs)
+            out += [f"The quietest round (round {quiet + 1}, mean load {f(load_of[quiet], 1)}): {walls}."]
+    cost = d.get("client_cost")
+    if cost:
+        rows = [[label, str(c["files"]), mm(c["audio_minutes_per_file"], 1, " min"), mm(c["segments_per_file"], 0),
+                 mm({k: v * 1000 if k != "n" else v for k, v in c["seconds_per_file"].items()}, 1, " ms"),
+                 f"{f(c['seconds_per_audio_hour'] * 1000, 1)} ms"]
+                for label, c in (("this benchmark's transcripts", cost["short"]),
+                                 ("synthetic hour-long episodes", cost["hour"]))]
+        out += ["", "The client's own work per file (ledger rows of ten stage events, the transcript read and "
+                "added to the index in one commit, the episode's row), whatever executor runs the stages:", "",
+                table(["transcripts", "files", "audio per file", "segments per file", "client time per file",
+                       "per audio hour"], rows)]
     return "\n".join(out)
 
 

@@ -156,12 +156,17 @@ def test_batch_quick(tmp_path):
 
     if main.get_command(None, "batch") is None:
         pytest.skip("`majlis batch` is not registered yet")
-    d = run_quick("batch", tmp_path)
+    d = run_quick("batch", tmp_path, "--configs", "local:1,dask:2", "--hour-files", "1")
     assert d["files"] == 4 and d["audio_s"] > 30
-    for w in ("1", "2"):
-        positive_summary(d["workers"][w]["throughput"])
-        assert d["workers"][w]["runs"][0]["transcripts"] == 4
-    assert d["scaling_2_vs_1"] > 0
+    for name, (executor, workers) in {"local:1": ("local", 1), "dask:2": ("dask", 2)}.items():
+        c = d["configs"][name]
+        assert (c["executor"], c["workers"]) == (executor, workers)
+        positive_summary(c["throughput"])
+        assert c["runs"][0]["transcripts"] == 4
+    short, hour = d["client_cost"]["short"], d["client_cost"]["hour"]
+    assert short["files"] == 4 and hour["files"] == 1 and hour["audio_minutes_per_file"]["median"] >= 30
+    positive_summary(short["seconds_per_file"])
+    assert "| dask | 2 |" in report.batch(d)
 
 
 def test_report_renders_every_block(tmp_path):

@@ -93,10 +93,11 @@ def test_help_and_version_do_not_load_engines():
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from majlis.cli import main\n"
-        "for args in (['--help'], ['--version'], ['transcribe', '--help'], ['search', '--help']):\n"
+        "for args in (['--help'], ['--version'], ['transcribe', '--help'], ['search', '--help'], ['batch', '--help']):\n"
         "    r = CliRunner().invoke(main, args)\n"
         "    assert r.exit_code == 0, (args, r.output)\n"
-        "heavy = [m for m in ('torch', 'whisper', 'pyannote', 'resemblyzer', 'pocketsphinx') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'whisper', 'pyannote', 'resemblyzer', 'pocketsphinx', 'dask', 'distributed')\n"
+        "         if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -22,7 +22,7 @@ from test_index import SHARED, SHARED_BY, TRUTH, distinctive_phrases, timed_word
 ROOT = Path(__file__).resolve().parents[1]
 PANEL_MP3 = ROOT / "audio" / "panel.mp3"
 HIT_KEYS = ["episode", "audio", "speaker", "start", "end", "segment_start", "segment_end", "text", "score", "url"]
-HEAVY = ("torch", "whisper", "pyannote", "resemblyzer", "pocketsphinx")
+HEAVY = ("torch", "whisper", "pyannote", "resemblyzer", "pocketsphinx", "dask", "distributed")
 
 
 def majlis(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -214,14 +214,30 @@ def run_batch(
     force: bool = False,
     hook: BatchHook | None = None,
     argv: str = "",
+    executor: str = "local",
+    scheduler: str | None = None,
     executor_factory: Callable[[Settings, Callable[[BatchEvent], None]], Executor] | None = None,
     max_tasks_per_child: int | None = None,
 ) -> BatchSummary:
-    """Transcribe every recording in `inputs` into `out_dir`, resuming whatever an earlier run left undone."""
+    """Transcribe every recording in `inputs` into `out_dir`, resuming whatever an earlier run left undone.
+
+    `executor`: "local" (this process, or a pool of `workers` processes) or "dask" (the cluster whose scheduler
+    is at `scheduler`, else a LocalCluster of `workers` processes; majlis.batch_dask).
+    """
     if retry_failed and force:
         raise UsageError("--retry-failed and --force contradict each other: choose one")
     if workers < 1:
         raise UsageError(f"--workers {workers}: needs at least 1")
+    if executor not in ("local", "dask"):
+        raise UsageError(f"--executor {executor}: choose local or dask")
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler needs --executor dask")
+    if executor == "dask" and executor_factory is None:
+        from functools import partial
+
+        from .batch_dask import DaskExecutor  # distributed loads only here
+
+        executor_factory = partial(DaskExecutor, workers=workers, scheduler=scheduler)
     if options is None:
         from .pipeline import Options
 
@@ -328,7 +344,7 @@ def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_fact
         return FileTask(job.episode, job.source, dict(job.metadata), state.ledger.done_keys(job.episode),
                         row.outputs if row else ())
 
-    limit = 1 if workers == 1 else 2 * workers  # bounded: memory stays flat however long the list
+    default_limit = 1 if workers == 1 else 2 * workers  # bounded: memory stays flat however long the list
     pending = deque(todo)
     suspects: deque[tuple[Job, str]] = deque()
     in_flight: dict[Future, tuple[tuple[Job, str], int, bool]] = {}
@@ -346,6 +362,16 @@ def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_fact
         in_flight[future] = (item, generation, alone)
         return True
 
+    def top_up() -> bool:
+        """Submit as much as the executor takes; True when its pool turned out to be broken."""
+        if suspects:
+            return not in_flight and not submit(suspects, True)
+        limit = getattr(executor, "capacity", None) or default_limit
+        broken = False
+        while pending and len(in_flight) < limit and not broken:
+            broken = not submit(pending, False)
+        return broken
+
     try:
         while pending or suspects or in_flight:
             if executor is None:
@@ -353,13 +379,8 @@ def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_fact
                     raise ModelError("worker processes keep dying before finishing any file; "
                                      "try --workers 1 to see the error")
                 executor, generation = make(), generation + 1
-            broken = False
-            if suspects:
-                if not in_flight:
-                    broken = not submit(suspects, True)
-            else:
-                while pending and len(in_flight) < limit and not broken:
-                    broken = not submit(pending, False)
+            broken = top_up()
+            finished: list[tuple[Job, str, FileResult]] = []
             for future in executor.wait_any(list(in_flight), 0.5):
                 (job, plan), gen, alone = in_flight.pop(future)
                 try:
@@ -376,6 +397,12 @@ def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_fact
                     result = FileResult(job.episode, False, "worker", error_line(e))
                 if result.fatal:
                     raise ModelError(result.fatal)
+                finished.append((job, plan, result))
+            if finished and not broken and getattr(executor, "capacity", None):
+                # An executor that keeps no spare task in flight (Dask) gets its next files before this
+                # process spends time indexing: its workers would otherwise wait for the index commits.
+                broken = top_up()
+            for job, plan, result in finished:
                 fruitless_restarts = 0
                 state.finish(job, plan, result)
             if broken:

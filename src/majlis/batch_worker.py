@@ -311,13 +311,12 @@ def process_file(task: FileTask) -> FileResult:
 
 
 class Executor(Protocol):
-    """Where file tasks run. LocalExecutor runs them in this process (1 worker) or in a process pool.
+    """Where file tasks run. LocalExecutor runs them in this process (1 worker) or in a process pool;
+    majlis.batch_dask.DaskExecutor on a Dask cluster. The stages, the ledger and the decisions in run_batch
+    are the same for all.
 
-    A distributed engine fits the same three methods. With Dask: `submit` is
-    `client.submit(process_file, task, pure=False)` (a Dask future has done()/result()); `wait_any` is
-    `distributed.wait(futures, timeout, return_when="FIRST_COMPLETED")` plus draining a `distributed.Queue`
-    that workers put their events on; the per-worker Engines come from a `WorkerPlugin` whose setup() does
-    what `_init_worker` does here. The stages, the ledger and the decisions in run_batch stay as they are.
+    An executor may also have a `capacity` attribute: the number of tasks to keep in flight (read again
+    before each submission, so a cluster may grow); without it run_batch keeps twice the worker count.
     """
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from .transcribe import build_options, engine_options, preflight
 
@@ -34,6 +35,15 @@ def _plan_line(info: dict) -> str:
     return head + (", " + ", ".join(parts) if parts else "")
 
 
+def _cluster_line(info: dict) -> str:
+    what = "a local Dask cluster" if info.get("local") else f"the Dask cluster at {info.get('scheduler')}"
+    workers, threads = info.get("workers", 0), info.get("threads", 0)
+    line = f"majlis: {what}: {workers} worker{'s' if workers != 1 else ''}"
+    if threads != workers:
+        line += f" ({threads} threads)"
+    return line + f", dashboard {info.get('dashboard') or '(none)'}"
+
+
 class PlainLog:
     """Not a terminal: one line per file and stage on stderr, e.g. `[3/20] 2019-interview asr done 12.4s`."""
 
@@ -53,6 +63,8 @@ class PlainLog:
         tag = f"[{e.position}/{e.total}] {e.episode}"
         if e.kind == "plan":
             self._line(_plan_line(dict(e.info)))
+        elif e.kind == "cluster":
+            self._line(_cluster_line(dict(e.info)))
         elif e.kind == "stage" and e.status == "done":
             self._line(f"{tag} {e.stage} done {e.seconds:.1f}s")
         elif e.kind == "stage" and e.status == "reused":
@@ -100,6 +112,8 @@ class RichProgress:
         if e.kind == "plan":
             self.console.print(_plan_line(dict(e.info)))
             self.overall = p.add_task("files", total=max(1, e.info["todo"]))
+        elif e.kind == "cluster":
+            self.console.print(_cluster_line(dict(e.info)), highlight=False)
         elif e.kind in ("stage", "progress") and e.episode and self.overall is not None:
             task = self._file_task(e)
             amount = e.amount or 1.0
@@ -149,10 +163,16 @@ def print_summary(summary, *, title: str = "majlis batch") -> None:
               help="Folder for <episode>.<ext> outputs, the ledger and the stage caches (.majlis/).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Worker processes, each loading the models once.")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="local: this machine's processes. dask: a Dask cluster (--scheduler), else a local one.")
+@click.option("--scheduler", envvar="MAJLIS_DASK_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="With --executor dask: the running Dask scheduler to use [env: MAJLIS_DASK_SCHEDULER]; "
+              "without it a LocalCluster of --workers processes.")
 @click.option("--retry-failed", is_flag=True, help="Retry only the files that failed before.")
 @click.option("--force", is_flag=True, help="Redo every stage of every file, ignoring the ledger and caches.")
 @engine_options
-def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, retry_failed: bool, force: bool, **kw) -> None:
+def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor: str, scheduler: str | None,
+                  retry_failed: bool, force: bool, **kw) -> None:
     """Transcribe a whole collection: folders (recursed), globs, or manifests (.txt one path per line;
     .csv with a path column and optional episode, title, date, ... columns).
 
@@ -160,8 +180,19 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, retry_fa
     every file is done, 1 when any failed (see `majlis batch-status`), 2 for bad arguments.
     """
     from ..batch import run_batch
+    from ..errors import UsageError
     from ..writers import parse_formats
 
+    ctx = click.get_current_context()
+    given = {name: ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.ENVIRONMENT)
+             for name in ("workers", "scheduler")}
+    if executor != "dask":
+        if given["scheduler"]:
+            raise UsageError("--scheduler needs --executor dask")
+        scheduler = None  # MAJLIS_DASK_SCHEDULER only matters with --executor dask
+    elif scheduler and given["workers"]:
+        raise UsageError("--workers sizes a local cluster; with --scheduler (or MAJLIS_DASK_SCHEDULER) "
+                         "the cluster's own workers run the files")
     formats = parse_formats(kw["formats"])
     options = build_options(kw)
     preflight([], options, out_dir, kw["index_dir"])  # voice samples and output places, before any engine
@@ -169,7 +200,7 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, retry_fa
     with renderer:
         summary = run_batch(
             inputs, out_dir, options=options, formats=formats, index_dir=kw["index_dir"], workers=workers,
-            retry_failed=retry_failed, force=force, hook=renderer, argv=shlex.join(["majlis", *sys.argv[1:]]),
+            executor=executor, scheduler=scheduler, retry_failed=retry_failed, force=force, hook=renderer, argv=shlex.join(["majlis", *sys.argv[1:]]),
         )
     print_summary(summary)
     click.get_current_context().exit(summary.exit_code)
