@@ -307,12 +307,15 @@ def overlap_coverage(reference, hypothesis) -> float | None:
     return sum(_overlap(a, b, c, d) for a, b in ref2 for c, d in hyp2) / total
 
 
-def assign_words(words, diarization, samples=None) -> list[str]:
-    """The speaker majlis gives each reference word, through the same alignment the pipeline runs."""
-    from majlis import align
+def assign_words(words, diarization, samples=None) -> list:
+    """The majlis Word (speaker, speaker_confidence, overlap) given to each reference word, through the
+    alignment the pipeline runs: with `samples`, each word's speaker is also re-checked by its own voice."""
+    from majlis import align, attribution
     from majlis.types import Segment, Word
 
     seg = Segment(0, "", 0.0, 0.0, "", tuple(Word(f"w{i}", w[1], w[2]) for i, w in enumerate(words)))
-    out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1)
-    got = {w.word: w.speaker for s in out for w in s.words}
+    recheck = None if samples is None else (lambda ws: attribution.recheck(samples, ws, diarization.exclusive))
+    out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1,
+                            turns=diarization.turns, recheck=recheck)
+    got = {w.word: w for s in out for w in s.words}
     return [got[f"w{i}"] for i in range(len(words))]

@@ -17,6 +17,8 @@ import json
 import sys
 import tempfile
 import time
+
+import numpy as np
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -40,16 +42,27 @@ def score(truth_turns, words, samples, d, seconds, *, naming=None, enrolled=()):
         "speakers_true": len({t[0] for t in truth_turns}),
         "speakers_found": len({t.speaker for t in d.exclusive}),
         "words": len(words),
-        "words_right": round(panels.words_right(words, align_speakers(words, d, samples), reference=truth_turns), 4),
+        "words_right_turns": round(panels.words_right(words, [w.speaker for w in panels.assign_words(words, d)],
+                                                      reference=truth_turns), 4),
         "diarize_s": round(seconds, 2),
         "rtf": round(seconds / (len(samples) / panels.SR), 4),
     }
+    said = panels.assign_words(words, d, samples)
+    out["words_right"] = round(panels.words_right(words, [w.speaker for w in said], reference=truth_turns), 4)
+    table = panels.mapping(truth_turns, hyp)
+    wrong = [table.get(w.speaker) != ref[0] for w, ref in zip(said, words)]
+    conf = [w.speaker_confidence for w in said]
+    if all(c is not None for c in conf) and any(wrong):
+        # A confidence is useful when the wrong words are the doubtful ones.
+        out["wrong_words_flagged"] = round(float(np.mean([c < 0.5 for c, bad in zip(conf, wrong) if bad])), 4)
+    if all(c is not None for c in conf):
+        out["right_words_flagged"] = round(float(np.mean([c < 0.5 for c, bad in zip(conf, wrong) if not bad])), 4)
     cover = panels.overlap_coverage(truth_turns, hyp)
     if cover is not None:
         out["overlap_covered"] = round(cover, 4)
     if naming is not None:
         named = naming.apply(d)
-        said = align_speakers(words, named, samples)
+        said = [w.speaker for w in panels.assign_words(words, named, samples)]
         out["words_right_named"] = round(panels.words_right(words, said, named=True), 4)
         out["named"] = {lab: name for lab, name in naming.mapping.items()}
         out["scores"] = dict(naming.scores)
@@ -57,10 +70,6 @@ def score(truth_turns, words, samples, d, seconds, *, naming=None, enrolled=()):
         out["enrolled_named"] = sum(n in found for n in enrolled)
         out["enrolled"] = len(enrolled)
     return out
-
-
-def align_speakers(words, d, samples):
-    return panels.assign_words(words, d, samples)
 
 
 def enroll_dir(panel, folder: Path) -> Path:

@@ -14,7 +14,7 @@ from typing import Mapping
 
 import numpy as np
 
-from . import align, audio
+from . import align, attribution, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
 from .speakers import MATCH_THRESHOLD, Naming, name_speakers
@@ -139,7 +139,9 @@ def assemble(
 ) -> Transcript:
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(diarization)
-    segments = align.align_words(asr_result.segments, named.exclusive, duration=duration)
+    segments = align.align_words(
+        asr_result.segments, named.exclusive, duration=duration, turns=named.turns,
+        recheck=lambda words: attribution.recheck(samples, words, named.exclusive))
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,
