@@ -72,8 +72,8 @@ def score(truth_turns, words, samples, d, seconds, *, naming=None, enrolled=()):
     return out
 
 
-def enroll_dir(panel, folder: Path) -> Path:
-    for who, clips in panel.enrollment.items():
+def enroll_dir(enrollment: dict, folder: Path) -> Path:
+    for who, clips in enrollment.items():
         (folder / who).mkdir(parents=True, exist_ok=True)
         for i, x in enumerate(clips):
             panels.write_wav(folder / who / f"{i}.wav", x)
@@ -109,12 +109,23 @@ def main(argv=None) -> int:
         readers = sets[seed % len(sets)]
         panel = panels.make_panel(seed, readers, seconds=seconds)
         with tempfile.TemporaryDirectory() as tmp:
-            folder = enroll_dir(panel, Path(tmp))
+            folder = enroll_dir(panel.enrollment, Path(tmp) / "all")
             for variant, x in (("clean", panel.samples), ("phone32k", panels.telephone(panel.samples))):
                 d, s = diarize(diarizer, x)
                 naming = name_speakers(x, d, enrollment_dir=folder, names={})
-                cases[f"panel{seed}-{len(readers)}w-{variant}"] = score(
+                case = cases[f"panel{seed}-{len(readers)}w-{variant}"] = score(
                     panel.turns, panel.words, x, d, s, naming=naming, enrolled=panel.speakers)
+                # A stranger: one reader left out of the samples, someone absent enrolled in their place.
+                absent = next(r for r in panels.WOMEN if r not in readers)
+                clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
+                mixed = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips},
+                                   Path(tmp) / "mixed")
+                other = name_speakers(x, d, enrollment_dir=mixed, names={})
+                hyp_truth = panels.mapping(panel.turns, [(t.speaker, t.start, t.end) for t in d.exclusive])
+                case["stranger_named"] = sum(other.mapping[lab] not in (f"Unknown {i}" for i in range(1, 9))
+                                             for lab, ref in hyp_truth.items() if ref == readers[-1])
+                case["others_named_right"] = sum(other.mapping.get(lab) == ref for lab, ref in hyp_truth.items()
+                                                 if ref in readers[:-1])
                 print(variant, seed, json.dumps(cases[f"panel{seed}-{len(readers)}w-{variant}"]), file=sys.stderr)
 
     common.write_result("speakers", {"quick": args.quick, "cases": cases}, args.out_dir)

@@ -17,7 +17,7 @@ import numpy as np
 from . import align, attribution, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
-from .speakers import MATCH_THRESHOLD, Naming, name_speakers
+from .speakers import Naming, name_speakers
 from .types import ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
@@ -38,7 +38,8 @@ class Options:
     max_speakers: int | None = None
     speakers_dir: Path | None = None  # enrollment clips: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>
     names: Mapping[str, str] = field(default_factory=dict)  # SPEAKER_00=Tahir by hand
-    match_threshold: float = MATCH_THRESHOLD  # voice similarity a speaker needs to take an enrolled name
+    # Voice similarity a speaker needs to take an enrolled name; None: calibrated per episode (speakers.decide).
+    match_threshold: float | None = None
     device: str | None = None  # cpu | cuda; None picks
 
 
