@@ -235,6 +235,21 @@ def pyannote_sample() -> tuple[Path, tuple, tuple]:
     return folder / "sample.wav", tuple(turns), tuple(words)
 
 
+def truth_file(path: Path) -> tuple[tuple, tuple]:
+    """Turns and words of a flite panel's truth file (audio/make_panel.py): each turn's words share its
+    time in proportion to their letters, as sample.stm's words do."""
+    import json
+
+    turns, words = [], []
+    for t in json.loads(Path(path).read_text())["turns"]:
+        turns.append((t["speaker"], t["start"], t["end"]))
+        tokens = t["text"].split()
+        weights = np.array([len(re.sub(r"\W", "", w)) + 1 for w in tokens], float)
+        edges = t["start"] + (t["end"] - t["start"]) * np.concatenate([[0], np.cumsum(weights) / weights.sum()])
+        words += [(t["speaker"], float(edges[i]), float(edges[i + 1]), w) for i, w in enumerate(tokens)]
+    return tuple(turns), tuple(words)
+
+
 # ----------------------------------------------------------------------------------------------- scores
 
 
@@ -310,12 +325,17 @@ def overlap_coverage(reference, hypothesis) -> float | None:
 def assign_words(words, diarization, samples=None) -> list:
     """The majlis Word (speaker, speaker_confidence, overlap) given to each reference word, through the
     alignment the pipeline runs: with `samples`, each word's speaker is also re-checked by its own voice."""
-    from majlis import align, attribution
+    from majlis import align
     from majlis.types import Segment, Word
 
     seg = Segment(0, "", 0.0, 0.0, "", tuple(Word(f"w{i}", w[1], w[2]) for i, w in enumerate(words)))
-    recheck = None if samples is None else (lambda ws: attribution.recheck(samples, ws, diarization.exclusive))
-    out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1,
-                            turns=diarization.turns, recheck=recheck)
+    try:
+        from majlis import attribution
+    except ImportError:  # majlis before the word re-check: the bench measures it too
+        out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1)
+    else:
+        recheck = None if samples is None else (lambda ws: attribution.recheck(samples, ws, diarization.exclusive))
+        out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1,
+                                turns=diarization.turns, recheck=recheck)
     got = {w.word: w for s in out for w in s.words}
     return [got[f"w{i}"] for i in range(len(words))]
