@@ -68,13 +68,23 @@ def speech_probability(samples: np.ndarray) -> np.ndarray | None:
 def speech_mask(prob: np.ndarray, *, fill: int = FILL, min_region: int = MIN_REGION) -> np.ndarray:
     """Speech frames from probabilities: hysteresis between ON and OFF, PAD frames around each region,
     silences shorter than `fill` frames filled, regions shorter than `min_region` dropped."""
-    mask = prob > ON
-    for s, e in _runs(prob > OFF):  # a region above OFF is speech when it reaches ON somewhere
-        mask[s:e] |= mask[s:e].any()
+    mask = _hysteresis(prob > ON, prob > OFF)
     padded = mask.copy()
     for s, e in _runs(mask):
         padded[max(0, s - PAD) : e + PAD] = True
-    mask = padded
+    return _tidy(padded, fill, min_region)
+
+
+def _hysteresis(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """Each run above the lower mark, wherever it reaches the higher one somewhere."""
+    mask = high.copy()
+    for s, e in _runs(low):
+        mask[s:e] |= mask[s:e].any()
+    return mask
+
+
+def _tidy(mask: np.ndarray, fill: int, min_region: int) -> np.ndarray:
+    """Inner silences shorter than `fill` frames filled, then regions shorter than `min_region` dropped."""
     for s, e in _runs(~mask):
         if 0 < s and e < len(mask) and e - s < fill:
             mask[s:e] = True
@@ -111,16 +121,8 @@ def detect_speech(samples: np.ndarray, db: np.ndarray | None = None) -> np.ndarr
         return np.full(len(db), loud > -50.0)
     high = floor + max(6.0, 0.25 * (loud - floor))
     low = high - 3.0
-    mask = db > high
-    for s, e in _runs(db > low):  # grow each confident region while the level stays above the lower mark
-        mask[s:e] |= mask[s:e].any()
-    for s, e in _runs(~mask):
-        if 0 < s and e < len(mask) and e - s < FILL:
-            mask[s:e] = True
-    for s, e in _runs(mask):
-        if e - s < MIN_REGION:
-            mask[s:e] = False
-    return _vad_veto(samples, mask)
+    # Each confident region grows while the level stays above the lower mark.
+    return _vad_veto(samples, _tidy(_hysteresis(db > high, db > low), FILL, MIN_REGION))
 
 
 def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
