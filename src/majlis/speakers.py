@@ -160,32 +160,35 @@ def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: 
     out = []
     bar = MATCH_THRESHOLD if threshold is None else threshold
     for i, j in zip(*pick):
-        ok = raw[i, j] >= bar
-        if not ok and centred is not None:
+        by_raw, by_centred = raw[i, j] >= bar, False
+        if centred is not None:
             others = np.concatenate([np.delete(centred[i], j), np.delete(centred[:, j], i)])
             margin = centred[i, j] - (others.max() if len(others) else -1.0)
             # Centring pairs a voice nobody enrolled with a name nobody in the episode has (both differ from
             # the rest in the same way); the raw cosine must still single this voice out for the name.
             rivals = np.delete(raw[:, j], i)
             gap = raw[i, j] - (rivals.max() if len(rivals) else 0.0)
-            ok = (centred[i, j] >= CENTRED_MIN and margin >= CENTRED_MARGIN and raw[i, j] >= RAW_FLOOR
-                  and gap >= COLUMN_GAP)
-        if ok:
+            by_centred = bool(centred[i, j] >= CENTRED_MIN and margin >= CENTRED_MARGIN and raw[i, j] >= RAW_FLOOR
+                              and gap >= COLUMN_GAP)
+        if by_raw or by_centred:
             out.append((int(i), int(cols[j])))
-        _warn_if_close(raw, i, j, bar, ok, rows, names, cols)
+        # Warn on the scores the decision rested on: a match the centred test also makes is not on a knife edge.
+        _warn_if_close(raw if centred is None else centred, raw, i, j, bar, by_raw or by_centred,
+                       not by_centred, rows, names, cols)
     return out
 
 
-def _warn_if_close(raw, i, j, bar, ok, rows, names, cols) -> None:
-    """One line when a name could as well be another, or a match sits on the threshold."""
+def _warn_if_close(score, raw, i, j, bar, ok, on_bar, rows, names, cols) -> None:
+    """One line when a voice scores two names within CLOSE_NAMES of each other, or when a decision that
+    rests on the raw bar (`on_bar`) sits within CLOSE_THRESHOLD of it."""
     who = rows[i] if rows else f"voice {i}"
     name = names[cols[j]] if names else f"name {cols[j]}"
-    order = np.argsort(-raw[i])
-    if len(order) > 1 and raw[i, order[0]] - raw[i, order[1]] < CLOSE_NAMES:
+    order = np.argsort(-score[i])
+    if len(order) > 1 and score[i, order[0]] - score[i, order[1]] < CLOSE_NAMES:
         first, second = (names[cols[k]] if names else str(k) for k in order[:2])
         log.warning("speakers: %s sounds as much like %s (%.3f) as %s (%.3f); check who it is", who, first,
                     raw[i, order[0]], second, raw[i, order[1]])
-    if abs(raw[i, j] - bar) < CLOSE_THRESHOLD:
+    if on_bar and abs(raw[i, j] - bar) < CLOSE_THRESHOLD:
         log.warning("speakers: %s %s %s at %.3f, within %.2f of the %.2f threshold; check who it is", who,
                     "named" if ok else "not named", name, raw[i, j], CLOSE_THRESHOLD, bar)
 
