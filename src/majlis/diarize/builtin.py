@@ -376,6 +376,7 @@ class BuiltinDiarizer:
 
     def __init__(self) -> None:
         load_encoder()  # fail now, and only once, if the encoder cannot load
+        vad.available()  # and load Silero with the other engines, not in the middle of the first file
 
     def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
                 max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
