@@ -539,8 +539,28 @@ def web(d: dict) -> str:
         f"p99 by kind: {kinds}."])
 
 
+def speakers(d: dict) -> str:
+    """Who said it (bench/speakers.py): one row per recording, the bars of issue 17 beside the numbers."""
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.1f}%"
+
+    rows = []
+    for name, c in d["cases"].items():
+        named = f"{c['enrolled_named']}/{c['enrolled']}" if "enrolled" in c else "–"
+        stranger = ("named" if c["stranger_named"] else "Unknown") if "stranger_named" in c else "–"
+        rows.append([name, f(c["der_collar_0.25"], 3), f(c["der_no_collar"], 3),
+                     f"{c['speakers_found']}/{c['speakers_true']}", pct(c.get("words_right_turns")),
+                     pct(c.get("words_right")), pct(c.get("words_right_named")), named, stranger,
+                     pct(c.get("overlap_covered")), f(c["rtf"], 3)])
+    head = ["recording", "DER (0.25 s collar)", "DER (no collar)", "speakers found/true", "words right: turns only",
+            "words right: re-checked", "words right: by name", "enrolled named", "voice nobody enrolled",
+            "overlap covered by two turns", "diarizer real-time factor"]
+    return "\n".join([f"Run of {d['created']} (code {d.get('code')}), builtin diarizer, 2 torch threads.", "",
+                      table(head, rows)])
+
+
 RENDER = {"real_whisper": real_whisper, "pipeline": pipeline, "whisper_path": whisper_path,
-          "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web}
+          "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web, "speakers": speakers}
 
 
 EARLIER_PIPELINE = "pipeline-asr-in-thread.json"  # the pipeline before sphinx moved to a child process

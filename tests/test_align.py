@@ -178,3 +178,38 @@ def test_a_segment_holds_every_word_even_when_a_long_word_ends_last():
                          duration=4.0)
     assert (seg.start, seg.end) == (1.0, 3.0)
     assert all(seg.start <= w.start <= w.end <= seg.end for w in seg.words)
+
+
+def test_overlap_words_marked_from_the_turns_with_overlaps():
+    exclusive = [Turn("A", 0.0, 2.0), Turn("B", 2.0, 4.0)]
+    turns = [Turn("A", 0.0, 2.6), Turn("B", 1.8, 4.0)]  # both talk from 1.8 to 2.6
+    segs = align_words(asr(spaced("one two three four five six seven eight nine ten", 0.0)), exclusive,
+                       duration=4.0, turns=turns)
+    marked = [w.word for s in segs for w in s.words if w.overlap]
+    # Words at 1.6-1.9 (0.1 s in the overlap), 2.0-2.3 and 2.4-2.7 (0.2 s in it); 1.2-1.5 is outside.
+    assert marked == ["five", "six", "seven"]
+    assert [w for s in segs for w in s.words][4].to_dict()["overlap"] is True
+    assert "overlap" not in [w for s in segs for w in s.words][0].to_dict()
+
+
+def test_recheck_moves_words_and_punctuation_follows_its_word():
+    from dataclasses import replace
+
+    def recheck(words):
+        # Stands in for attribution.recheck: "yes" is heard as B with confidence 0.9, the rest kept at 0.7.
+        return [replace(w, speaker="B" if w.word == "yes" else w.speaker,
+                        speaker_confidence=0.9 if w.word == "yes" else 0.7) for w in words]
+
+    segs = align_words(asr([("so", 0.0, 0.3), ("yes", 0.4, 0.6), (".", 0.6, 0.6), ("then", 0.8, 1.0)]),
+                       [Turn("A", 0.0, 2.0)], duration=2.0, recheck=recheck)
+    got = [(w.word, w.speaker, w.speaker_confidence) for s in segs for w in s.words]
+    assert got == [("so", "A", 0.7), ("yes", "B", 0.9), (".", "B", 0.9), ("then", "A", 0.7)]
+    assert [s.speaker for s in segs] == ["A", "B", "A"]
+
+
+def test_word_round_trips_its_confidence_and_overlap():
+    w = Word("hi", 1.0, 1.2, "A", 0.9, 0.734, True)
+    assert w.to_dict() == {"word": "hi", "start": 1.0, "end": 1.2, "speaker": "A", "probability": 0.9,
+                           "speaker_confidence": 0.734, "overlap": True}
+    assert Word.from_dict(w.to_dict()) == w
+    assert Word.from_dict({"word": "hi", "start": 1, "end": 2}) == Word("hi", 1.0, 2.0)

@@ -169,6 +169,17 @@ def test_batch_quick(tmp_path):
     assert "| dask | 2 |" in report.batch(d)
 
 
+def test_speakers_quick(tmp_path):
+    data = run_quick("speakers", tmp_path)
+    cases = data["cases"]
+    assert {"sample.wav", "flite-panel", "panel0-3w-clean", "panel0-3w-phone32k"} <= set(cases)
+    for c in cases.values():
+        assert 0 <= c["der_collar_0.25"] <= c["der_no_collar"] <= 1 and 0 <= c["words_right"] <= 1
+        assert c["speakers_found"] >= 1 and c["rtf"] > 0
+    assert cases["sample.wav"]["speakers_true"] == 2 and cases["sample.wav"]["words"] == 81
+    assert cases["panel0-3w-phone32k"]["enrolled"] == 3
+
+
 def test_report_renders_every_block(tmp_path):
     md = tmp_path / "BENCHMARKS.md"
     shutil.copy(ROOT / "BENCHMARKS.md", md)

@@ -494,3 +494,22 @@ def test_a_slow_search_holds_up_no_other_and_stops_at_its_budget(large_index):
         assert waits[-1] < slow_seconds / 2, (waits[-5:], slow_seconds)
     finally:
         server.stop()
+
+
+def test_doubtful_words_faint_and_listed_to_check(tmp_path):
+    from dataclasses import replace
+
+    text = "Oh I am originally from Chicago also"
+    words = [replace(w, speaker_confidence=c) for w, c in zip(timed_words(text, 1.0, 3.0),
+                                                               (0.9, 0.9, 0.8, 0.3, 0.45, 0.7, 1.0))]
+    t = Transcript("call", "call.wav", 4.0, "en", {"asr": "truth"}, ("Diane", "Sheila"),
+                   (Segment(0, "Sheila", 0.2, 0.8, "Hello?", (Word("Hello?", 0.2, 0.8, None, None, 0.95),)),
+                    Segment(1, "Diane", 1.0, 3.0, text, tuple(words))))
+    write_wav(tmp_path / "call.wav", 4.0)
+    atomic_write_text(tmp_path / "call.json", transcript_json(t))
+    index = Index(tmp_path / "index", create=True)
+    index.add([t], transcript_paths={"call": tmp_path / "call.json"})
+    html = TestClient(create_app(index)).get("/episode/call").text
+    assert html.count('class="w doubt"') == 2 and html.count('class="w"') == 6
+    assert 'title="speaker uncertain">originally<' in html and 'title="speaker uncertain">from<' in html
+    assert "Check speakers (1)" in html and 'href="#seg-1"' in html and 'href="#seg-0"' not in html

@@ -127,13 +127,23 @@ def test_txt_has_one_paragraph_per_turn(tmp_path, transcript):
 
 
 def test_tsv_rows_in_seconds_and_one_line_each(tmp_path, transcript):
+    from dataclasses import replace
+
+    first = transcript.segments[0]
+    sure = replace(first, words=tuple(replace(w, speaker_confidence=c) for w, c in zip(first.words, (0.9, 0.42, 0.8))))
+    transcript = transcript.with_changes(segments=(sure,) + transcript.segments[1:])
     (path,) = write_transcript(transcript, tmp_path, ["tsv"])
     rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8")), delimiter="\t"))
-    assert rows[0] == ["start", "end", "speaker", "text"]
+    assert rows[0] == ["start", "end", "speaker", "text", "speaker_confidence"]
     assert len(rows) == 1 + len(transcript.segments)
-    assert rows[1] == ["0.500", f"{transcript.segments[0].end:.3f}", "Muhammad Tahir", "Welcome to our majlis."]
+    assert rows[1][:4] == ["0.500", f"{transcript.segments[0].end:.3f}", "Muhammad Tahir", "Welcome to our majlis."]
     assert rows[4][3] == "Tab here and a line break."
-    assert all(len(r) == 4 for r in rows)
+    assert all(len(r) == 5 for r in rows)
+    # The row's speaker_confidence is its least sure word's; blank where no word has one.
+    assert rows[1][4] == "0.420" and rows[2][4] == ""
+    for row, seg in zip(rows[1:], transcript.segments):
+        found = [w.speaker_confidence for w in seg.words if w.speaker_confidence is not None]
+        assert row[4] == (f"{min(found):.3f}" if found else "")
 
 
 def test_rttm_loads_in_pyannote_with_the_diarization_turns(tmp_path, transcript):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .diarize import Diarization
 from .types import Segment, Turn, Word
@@ -20,6 +20,8 @@ SENTENCE_PAUSE = 0.3
 LONG_PAUSE = 1.0
 # Segments longer than this are cut, at the best break in their second half.
 MAX_SEGMENT = 30.0
+# Seconds of a word two speakers' turns must each cover (at most half the word) to mark it an overlap.
+OVERLAP_LEAST = 0.1
 # Label for words when the diarizer found no turns at all.
 FALLBACK_SPEAKER = "SPEAKER_00"
 
@@ -80,6 +82,11 @@ class _Speakers:
                 max_end.append(max_end[-1])
                 max_end_at.append(max_end_at[-1])
         return cls(ordered, tuple(t.start for t in ordered), tuple(max_end), tuple(max_end_at))
+
+    def speakers_over(self, start: float, end: float, least: float) -> set[str]:
+        """Speakers whose turns cover at least `least` seconds of [start, end]."""
+        lo, hi = bisect_right(self.max_end, start), bisect_left(self.starts, end)
+        return {t.speaker for t in self.turns[lo:hi] if min(end, t.end) - max(start, t.start) >= least}
 
     def speaker_of(self, start: float, end: float) -> str:
         """The turn overlapping [start, end] most; for a word in a gap (or of zero length), the nearest turn."""
@@ -179,12 +186,15 @@ def _segments(words: Sequence[Word], boundaries: Sequence[bool]) -> list[list[Wo
 
 
 def align_words(
-    asr_segments: Sequence[Segment], exclusive: Sequence[Turn], *, duration: float
+    asr_segments: Sequence[Segment], exclusive: Sequence[Turn], *, duration: float,
+    turns: Sequence[Turn] = (), recheck: Callable[[list[Word]], list[Word]] | None = None,
 ) -> tuple[Segment, ...]:
     """Attribute every ASR word to a speaker and regroup the words into speaker segments, in time order.
 
     A word takes the speaker of the exclusive turn it overlaps most, or of the nearest turn when it falls in a
-    gap; a punctuation token takes the speaker of the word before it. Costs O(words * log turns).
+    gap; a punctuation token takes the speaker of the word before it. `recheck` may then change speakers
+    word by word (attribution.recheck hears each word's own voice); a word that two speakers' `turns`
+    (overlaps kept) cover is marked `overlap`. Costs O(words * log turns) before the recheck.
     """
     tokens = _clean_words(asr_segments, duration)
     if not tokens:
@@ -197,6 +207,16 @@ def align_words(
         else:
             speaker = speakers.speaker_of(start, end)
         words.append(Word(text, start, end, speaker, probability))
+    if recheck is not None:
+        words = recheck(words)
+        for i, (w, tok) in enumerate(zip(words, tokens)):
+            if i and is_trailing_punctuation(tok.text):  # punctuation is not heard: it follows its word
+                words[i] = replace(w, speaker=words[i - 1].speaker,
+                                   speaker_confidence=words[i - 1].speaker_confidence)
+    if turns:
+        both = _Speakers.build(turns)
+        words = [replace(w, overlap=True) if len(both.speakers_over(w.start, w.end, min(OVERLAP_LEAST,
+                 (w.end - w.start) / 2) or 1e-3)) >= 2 else w for w in words]
     runs = _segments(words, [t.asr_first for t in tokens])
     return tuple(
         # The end is the latest word end, not the last word's: a long word may end after a short one that

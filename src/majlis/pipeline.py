@@ -14,10 +14,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from . import align, audio
+from . import align, attribution, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, own_options, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
-from .speakers import MATCH_THRESHOLD, Naming, name_speakers
+from .speakers import Naming, name_speakers
 from .types import Damage, ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
@@ -47,7 +47,8 @@ class Options:
     max_speakers: int | None = None
     speakers_dir: Path | None = None  # enrollment clips: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>
     names: Mapping[str, str] = field(default_factory=dict)  # SPEAKER_00=Tahir by hand
-    match_threshold: float = MATCH_THRESHOLD  # voice similarity a speaker needs to take an enrolled name
+    # Voice similarity a speaker needs to take an enrolled name; None: calibrated per episode (speakers.decide).
+    match_threshold: float | None = None
     device: str | None = None  # cpu | cuda; None picks
 
 
@@ -161,7 +162,9 @@ def assemble(
 ) -> Transcript:
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(diarization)
-    segments = align.align_words(asr_result.segments, named.exclusive, duration=duration)
+    segments = align.align_words(
+        asr_result.segments, named.exclusive, duration=duration, turns=named.turns,
+        recheck=lambda words: attribution.recheck(samples, words, named.exclusive))
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from .errors import UsageError
 from .files import atomic_write_bytes, atomic_write_text, read_transcript, transcript_json
-from .types import Segment, Transcript, Turn, Word
+from .types import Segment, Transcript, Turn
 from .writers import WRITERS, ExportOptions, relative_url
 
 
@@ -50,7 +51,7 @@ def apply_mapping(t: Transcript, mapping: Mapping[str, str]) -> Transcript:
 
     segments = tuple(
         Segment(s.id, n(s.speaker), s.start, s.end, s.text,
-                tuple(Word(w.word, w.start, w.end, n(w.speaker), w.probability) for w in s.words))
+                tuple(replace(w, speaker=n(w.speaker)) for w in s.words))
         for s in t.segments
     )
     scores: dict[str, float] = {}

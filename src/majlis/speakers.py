@@ -31,6 +31,18 @@ log = logging.getLogger("majlis")
 # (pyannote's sample.wav, one session): a speaker's two halves 0.95, the two speakers 0.82-0.86. 0.90 sits
 # between; enrollment recorded on another microphone scores lower, so callers may pass a lower threshold.
 MATCH_THRESHOLD = 0.90
+# The calibrated decision (see `decide`), from real voices (bench/panels.py, LibriSpeech readers): centred
+# cosines of a voice and its own sample 0.63-0.94 on the same channel and 0.31-0.49 when the episode is a
+# 32 kbps phone line, of different people <= 0.09 (<= 0.03 across channels); raw cosines across channels
+# 0.66-0.78 for the same person.
+CENTRED_MIN = 0.2
+CENTRED_MARGIN = 0.15
+RAW_FLOOR = 0.6
+# Raw cosine by which a voice must beat the episode's other voices for a name. A voice nobody enrolled
+# paired with an absent one came within 0.00-0.04 of the runner-up; true pairs 0.08-0.17, one 0.037.
+COLUMN_GAP = 0.05
+CLOSE_NAMES = 0.03  # two enrolled names this close for one voice: warn
+CLOSE_THRESHOLD = 0.02  # a match this close to the threshold: warn
 UNKNOWN = "Unknown"
 ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
 MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
@@ -82,9 +94,10 @@ def name_speakers(
     *,
     enrollment_dir: Path | None,
     names: Mapping[str, str],
-    threshold: float = MATCH_THRESHOLD,
+    threshold: float | None = None,
 ) -> Naming:
-    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir`."""
+    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir`.
+    `threshold` None: the calibrated decision (see `decide`); a number: a plain cosine bar, nothing else."""
     labels = _first_appearance(diarization)
     stray = sorted(set(names) - set(labels))
     if stray:
@@ -103,13 +116,12 @@ def name_speakers(
         embedded = _cluster_voices(samples, diarization, open_labels)
         rows = [lab for lab in open_labels if embedded[lab] is not None]
         if rows:
-            from scipy.optimize import linear_sum_assignment
-
-            sim = np.stack([embedded[lab] for lab in rows]) @ np.stack([voices[n] for n in candidates]).T
-            for i, j in zip(*linear_sum_assignment(-sim)):
-                if sim[i, j] >= threshold:
-                    matched[rows[i]] = candidates[j]
-                    scores[candidates[j]] = round(float(sim[i, j]), 4)
+            heard = np.stack([embedded[lab] for lab in rows])
+            enrolled = np.stack([voices[n] for n in voices])
+            cols = [list(voices).index(n) for n in candidates]
+            for i, j in decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices)):
+                matched[rows[i]] = list(voices)[j]
+                scores[list(voices)[j]] = round(float(heard[i] @ enrolled[j]), 4)
     unknown = 0
     for lab in open_labels:
         if lab in matched:
@@ -118,6 +130,67 @@ def name_speakers(
             unknown += 1
             mapping[lab] = f"{UNKNOWN} {unknown}"
     return Naming(mapping, scores)
+
+
+def _centred(X: np.ndarray) -> np.ndarray | None:
+    if len(X) < 2:
+        return None
+    Z = X - X.mean(axis=0)
+    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-9)
+
+
+def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: float | None, *,
+           rows: list[str] | None = None, names: list[str] | None = None) -> list[tuple[int, int]]:
+    """(row of `heard`, row of `enrolled`) pairs: which diarized voice takes which enrolled name. Voices and
+    names are paired one-to-one (optimal assignment); `cols` are the names still free.
+
+    With a `threshold`, a pair needs that raw cosine. Without, the decision calibrates itself to the two
+    recordings: raw cosines across channels (a studio sample, a 32 kbps phone episode) sink for everyone,
+    true pairs included, so each side is centred on its own voices' mean first (what the episode's voices
+    share is the channel, not the person). A pair is then taken when its raw cosine reaches
+    MATCH_THRESHOLD, or when its centred cosine is at least CENTRED_MIN and beats every other candidate in
+    its row and column by CENTRED_MARGIN, its raw cosine is at least RAW_FLOOR, and no other voice of the
+    episode comes within COLUMN_GAP of it for that name."""
+    from scipy.optimize import linear_sum_assignment
+
+    raw = heard @ enrolled[cols].T
+    a, b = _centred(heard), _centred(enrolled)
+    centred = None if threshold is not None or a is None or b is None else a @ b[cols].T
+    pick = linear_sum_assignment(-(raw if centred is None else centred))
+    out = []
+    bar = MATCH_THRESHOLD if threshold is None else threshold
+    for i, j in zip(*pick):
+        by_raw, by_centred = raw[i, j] >= bar, False
+        if centred is not None:
+            others = np.concatenate([np.delete(centred[i], j), np.delete(centred[:, j], i)])
+            margin = centred[i, j] - (others.max() if len(others) else -1.0)
+            # Centring pairs a voice nobody enrolled with a name nobody in the episode has (both differ from
+            # the rest in the same way); the raw cosine must still single this voice out for the name.
+            rivals = np.delete(raw[:, j], i)
+            gap = raw[i, j] - (rivals.max() if len(rivals) else 0.0)
+            by_centred = bool(centred[i, j] >= CENTRED_MIN and margin >= CENTRED_MARGIN and raw[i, j] >= RAW_FLOOR
+                              and gap >= COLUMN_GAP)
+        if by_raw or by_centred:
+            out.append((int(i), int(cols[j])))
+        # Warn on the scores the decision rested on: a match the centred test also makes is not on a knife edge.
+        _warn_if_close(raw if centred is None else centred, raw, i, j, bar, by_raw or by_centred,
+                       not by_centred, rows, names, cols)
+    return out
+
+
+def _warn_if_close(score, raw, i, j, bar, ok, on_bar, rows, names, cols) -> None:
+    """One line when a voice scores two names within CLOSE_NAMES of each other, or when a decision that
+    rests on the raw bar (`on_bar`) sits within CLOSE_THRESHOLD of it."""
+    who = rows[i] if rows else f"voice {i}"
+    name = names[cols[j]] if names else f"name {cols[j]}"
+    order = np.argsort(-score[i])
+    if len(order) > 1 and score[i, order[0]] - score[i, order[1]] < CLOSE_NAMES:
+        first, second = (names[cols[k]] if names else str(k) for k in order[:2])
+        log.warning("speakers: %s sounds as much like %s (%.3f) as %s (%.3f); check who it is", who, first,
+                    raw[i, order[0]], second, raw[i, order[1]])
+    if on_bar and abs(raw[i, j] - bar) < CLOSE_THRESHOLD:
+        log.warning("speakers: %s %s %s at %.3f, within %.2f of the %.2f threshold; check who it is", who,
+                    "named" if ok else "not named", name, raw[i, j], CLOSE_THRESHOLD, bar)
 
 
 def _cluster_voices(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:

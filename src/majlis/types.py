@@ -27,6 +27,9 @@ class Word:
     end: float
     speaker: str | None = None
     probability: float | None = None
+    # 0-1: how clearly the word's own voice is its speaker's rather than anyone else's (0.5: a tie).
+    speaker_confidence: float | None = None
+    overlap: bool = False  # another speaker talks during this word
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"word": self.word, "start": _t(self.start), "end": _t(self.end)}
@@ -34,11 +37,16 @@ class Word:
             d["speaker"] = self.speaker
         if self.probability is not None:
             d["probability"] = round(float(self.probability), 3)
+        if self.speaker_confidence is not None:
+            d["speaker_confidence"] = round(float(self.speaker_confidence), 3)
+        if self.overlap:
+            d["overlap"] = True
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Word":
-        return cls(str(d["word"]), float(d["start"]), float(d["end"]), d.get("speaker"), d.get("probability"))
+        return cls(str(d["word"]), float(d["start"]), float(d["end"]), d.get("speaker"), d.get("probability"),
+                   d.get("speaker_confidence"), bool(d.get("overlap", False)))
 
 
 @dataclass(frozen=True)

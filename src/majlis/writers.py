@@ -3,7 +3,8 @@
 Decisions a reader of the files should know:
 - srt/vtt: every cue carries its speaker (SRT "Name: " prefix, VTT <v Name> voice tag), has at most two lines
   of about LINE_CHARS characters, and takes its times from its own words; long segments become several cues.
-- tsv: start and end in seconds with 3 decimals (whisper's tsv uses integer milliseconds).
+- tsv: start and end in seconds with 3 decimals (whisper's tsv uses integer milliseconds); speaker_confidence is
+  the least sure word's, so one doubtful word flags its row.
 - rttm: the diarization turns when the transcript has them, else one line per segment. RTTM fields are
   whitespace-separated, so spaces in speaker names and episode ids become underscores ("Bruce Pannier" ->
   "Bruce_Pannier").
@@ -228,10 +229,17 @@ class TsvWriter(Writer):
     name, extension = "tsv", "tsv"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
-        rows = ["start\tend\tspeaker\ttext"]
-        rows += [f"{s.start:.3f}\t{s.end:.3f}\t{_one_line(s.speaker)}\t{_one_line(s.text)}"
+        rows = ["start\tend\tspeaker\ttext\tspeaker_confidence"]
+        rows += [f"{s.start:.3f}\t{s.end:.3f}\t{_one_line(s.speaker)}\t{_one_line(s.text)}\t{_least_sure(s)}"
                  for s in transcript.segments]
         return "\n".join(rows) + "\n"
+
+
+def _least_sure(segment) -> str:
+    """The lowest speaker_confidence of a segment's words (empty when none has one): one doubtful word is
+    enough to check the row."""
+    found = [w.speaker_confidence for w in segment.words if w.speaker_confidence is not None]
+    return f"{min(found):.3f}" if found else ""
 
 
 def rttm_safe(name: str) -> str:

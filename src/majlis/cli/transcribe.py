@@ -47,8 +47,8 @@ def engine_options(f):
                      help="Voice samples: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>; names speakers by voice."),
         # No default here: speakers.py (and numpy with it) stays unimported until a command runs.
         click.option("--match-threshold", type=click.FloatRange(-1.0, 1.0),
-                     help="Voice similarity a speaker needs to take a name from --speakers [default: 0.9]; "
-                     "lower it when the samples were recorded on another microphone."),
+                     help="Voice similarity (cosine) a speaker needs to take a name from --speakers, and "
+                     "nothing else [default: calibrated per episode, which names speakers across channels]."),
         click.option("--names", help="Name speakers by hand: SPEAKER_00=Tahir,SPEAKER_01=Mudaqiq"),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Where models run [default: cuda if present]."),
         click.option("--diarize/--no-diarize", default=None,

@@ -1,8 +1,9 @@
 """Offline diarization on resemblyzer voice embeddings: no token, no download, weights inside the wheel.
 
-speech detection (energy with a webrtcvad veto) -> embeddings of 1.2 s windows sliding over the speech
-only -> spectral clustering whose eigengap says how many voices there are -> Viterbi smoothing in which a
-speaker change costs less at a pause -> turns whose edges sit at pauses or energy dips.
+speech detection (Silero VAD; without it energy with a webrtcvad veto) -> embeddings of 1.2 s windows
+sliding over the speech only, less the recording's mean -> spectral clustering whose eigengap says how many
+voices there are -> Viterbi smoothing in which a speaker change costs less at a pause -> turns whose edges
+sit at pauses or energy dips.
 """
 
 from __future__ import annotations
@@ -14,18 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import BLOCK, blocks, release
+from ..audio import blocks, release
 from ..errors import ModelError
 from ..types import ProgressHook, Turn
-from . import Diarization
+from . import Diarization, vad
+from .vad import MIN_REGION, detect_speech
 
 SR = 16000
 HOP = 160  # 10 ms frames: resemblyzer's mel step, and our time resolution
 WIN = 120  # frames per embedding window (1.2 s)
 STEP = 25  # frames between window starts (0.25 s)
 BATCH = 128
-MIN_REGION = 10  # frames: energy blips shorter than 0.1 s are clicks, not speech
-FILL = 12  # frames: silences shorter than this stay inside a speech region
 PAUSE = 20  # frames: a silence at least this long is a pause where a speaker change is cheap
 SPLIT = 30  # frames: no embedding window reaches across a silence this long
 MIN_CLUSTER_WIN = 80  # frames: shorter windows are placed on the clusters but do not shape them
@@ -75,6 +75,7 @@ class Analysis:
     db: np.ndarray  # per 10 ms frame
     speech: np.ndarray  # bool per frame
     gain: float  # brings the speech to resemblyzer's level, -30 dBFS
+    prob: np.ndarray | None = None  # Silero's speech probability per frame (None: energy detection was used)
 
     def mel(self, frames: np.ndarray):
         """The encoder's input at these frames (computed when asked: hours of it would take gigabytes)."""
@@ -98,68 +99,13 @@ def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
                 _last.clear()
             return found
     db = frame_db(samples)
-    speech = detect_speech(samples, db)
-    result = Analysis(samples, db, speech, speech_gain(db, speech))
+    prob = vad.speech_probability(samples)
+    speech = detect_speech(samples, db) if prob is None else vad.speech_mask(prob)
+    result = Analysis(samples, db, speech, speech_gain(db, speech), prob)
     if remember:
         with _lock:
             _last[:] = [audio, fingerprint, result]
     return result
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    m = np.concatenate([[False], mask.astype(bool), [False]])
-    edges = np.flatnonzero(m[1:] != m[:-1])
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
-def detect_speech(samples: np.ndarray, db: np.ndarray | None = None) -> np.ndarray:
-    """One bool per 10 ms frame. The threshold sits a quarter of the way from the noise floor to the loud
-    speech level (at least 6 dB above the floor), with hysteresis; webrtcvad then vetoes loud regions with
-    no voice in them (hum, clicks, music stings)."""
-    db = frame_db(samples) if db is None else db
-    if len(db) == 0:
-        return np.zeros(0, bool)
-    floor, loud = np.percentile(db, 3), np.percentile(db, 97)
-    if loud - floor < 10.0:  # no dynamic range: all silence (digital or noise) or all speech
-        return np.full(len(db), loud > -50.0)
-    high = floor + max(6.0, 0.25 * (loud - floor))
-    low = high - 3.0
-    mask = db > high
-    for s, e in _runs(db > low):  # grow each confident region while the level stays above the lower mark
-        mask[s:e] |= mask[s:e].any()
-    for s, e in _runs(~mask):
-        if 0 < s and e < len(mask) and e - s < FILL:
-            mask[s:e] = True
-    for s, e in _runs(mask):
-        if e - s < MIN_REGION:
-            mask[s:e] = False
-    return _vad_veto(samples, mask)
-
-
-def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    try:
-        import webrtcvad
-    except ImportError:
-        return mask
-    vad = webrtcvad.Vad(2)
-    frame = 480  # 30 ms
-    peak = max((float(np.abs(b).max()) for _, b in blocks(samples)), default=0.0)
-    scale = 0.9 * 32767 / (peak or 1.0)
-    out = mask.copy()
-    read = 0
-    for s, e in _runs(mask):
-        piece = samples[s * HOP : max(e * HOP, s * HOP + frame)]
-        read += len(piece)
-        if read > BLOCK:
-            release(samples)
-            read = 0
-        n = len(piece) // frame
-        pcm = np.clip(piece[: n * frame] * scale, -32768, 32767).astype("<i2").tobytes()
-        voiced = [vad.is_speech(pcm[i * frame * 2 : (i + 1) * frame * 2], SR) for i in range(n)]
-        if voiced and sum(voiced) < 0.2 * len(voiced):
-            out[s:e] = False
-    return out
 
 
 def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192):
@@ -243,19 +189,26 @@ def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: in
                   step: int = STEP, split: int | None = None, max_windows: int | None = None):
     """Embed windows (1.2 s at most) sliding over `frames` (10 ms frames of the recording, normally the
     speech only, so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths),
-    windows given as positions in `frames`. The encoder's input is computed a batch of windows at a time,
-    for the frames they cover."""
+    windows given as positions in `frames`."""
+    frames = frames[frames < 1 + len(found.samples) // HOP]
+    starts, lengths = window_layout(frames, step=step, split=split)
+    if max_windows and len(starts) > max_windows:
+        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
+        starts, lengths = starts[pick], lengths[pick]
+    return embed_layout(found, frames, starts, lengths, hook, total_hint), starts, lengths
+
+
+def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hook=None,
+                 total_hint: int = 0) -> np.ndarray:
+    """Unit embeddings (n, 256) of the windows frames[starts[i] : starts[i] + lengths[i]]. The encoder's
+    input is computed a batch of windows at a time, for the frames they cover."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence
 
     encoder = load_encoder()
-    frames = frames[frames < 1 + len(found.samples) // HOP]
-    starts, lengths = window_layout(frames, step=step, split=split)
     if len(starts) == 0:
-        return np.zeros((0, 256), np.float32), starts, lengths
-    if max_windows and len(starts) > max_windows:
-        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
-        starts, lengths = starts[pick], lengths[pick]
+        return np.zeros((0, 256), np.float32)
+    starts, lengths = np.asarray(starts), np.asarray(lengths)
     out = []
     with _lock, torch.inference_mode():
         for i in range(0, len(starts), BATCH):
@@ -275,7 +228,17 @@ def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: in
             out.append((raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)).numpy())
             if hook:
                 hook("diarize", min(i + BATCH, len(starts)), len(starts) + total_hint)
-    return np.concatenate(out).astype(np.float32), starts, lengths
+    return np.concatenate(out).astype(np.float32)
+
+
+def center(E: np.ndarray) -> np.ndarray:
+    """Unit embeddings less their recording's mean, made unit again. Every window of one recording shares
+    the channel and much of what resemblyzer hears in any voice (raw cosines of different people sit at
+    0.6-0.9); what is left tells the voices apart."""
+    if len(E) < 2:
+        return E
+    Z = E - E.mean(axis=0)
+    return (Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
 def _spectral(E: np.ndarray, starts: np.ndarray, ends: np.ndarray, kmin: int, kmax: int, fixed: int | None):
@@ -413,6 +376,7 @@ class BuiltinDiarizer:
 
     def __init__(self) -> None:
         load_encoder()  # fail now, and only once, if the encoder cannot load
+        vad.available()  # and load Silero with the other engines, not in the middle of the first file
 
     def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
                 max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
@@ -424,6 +388,7 @@ class BuiltinDiarizer:
             return Diarization((), ())
         E, starts, lengths = embed_windows(found, frames, hook, total_hint=1, split=SPLIT)
         ends = starts + lengths
+        E = center(E)
         # Short windows place short replies; only windows long enough to carry a voice shape the clusters.
         sure = lengths >= MIN_CLUSTER_WIN
         if sure.sum() < MIN_NEIGHBOURS:

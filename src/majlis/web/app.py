@@ -47,6 +47,7 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 MAX_LIMIT = 1000
 PAGE_LIMIT = 50
 PALETTE_SIZE = 8  # .spk-0 ... .spk-7 in the stylesheet
+DOUBT = 0.5  # speaker_confidence below which a word's speaker is more likely someone else's than not
 
 EXPORTS = {  # extension -> media type
     "json": "application/json",
@@ -371,12 +372,16 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         context = common()
         transcript, problem = _load_transcript(record)
         colour = context["colour"]
-        segments = []
+        segments, check = [], []
         if transcript is not None:
             for s in transcript.segments:
-                words = [(w.word.strip(), w.start) for w in s.words if w.word.strip()]
+                # A word whose speaker is less sure than not is shown faintly, and its segment is listed.
+                words = [(w.word.strip(), w.start, w.speaker_confidence is not None and w.speaker_confidence < DOUBT)
+                         for w in s.words if w.word.strip()]
                 segments.append({"id": s.id, "speaker": s.speaker, "start": s.start, "end": s.end,
                                  "text": s.text.strip(), "words": words, "colour": colour(s.speaker)})
+                if any(doubt for _, _, doubt in words):
+                    check.append({"index": len(segments) - 1, "speaker": s.speaker, "start": s.start})
         current = None
         if t is not None and segments:
             current = max(0, bisect_right([s["start"] for s in segments], t) - 1)
@@ -385,7 +390,7 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
                   for name in record.get("speakers", [])]
         downloads = [(ext, download_url(episode, ext)) for ext in export_files(record)]
         state = {"episode": episode, "t": t, "audio": audio_url(episode)}
-        return page("episode.html", record=record, segments=segments, current=current, t=t, legend=legend,
+        return page("episode.html", record=record, segments=segments, check=check, current=current, t=t, legend=legend,
                     downloads=downloads, problem=problem, has_audio=audio_file(index, record) is not None,
                     state=state, **context)
 

@@ -1,0 +1,26 @@
+"""Word-level speaker re-check: which words are heard again on their own, and what a lone speaker gets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from majlis import attribution
+from majlis.types import Turn, Word
+
+
+def test_words_near_a_change_or_in_a_short_turn_are_found():
+    words = [Word(f"a{i}", i * 0.5, i * 0.5 + 0.3, "A") for i in range(10)]  # A: 0-4.8 s
+    words += [Word("yes", 5.0, 5.3, "B")]  # a one-word reply
+    words += [Word(f"c{i}", 6.0 + i * 0.5, 6.3 + i * 0.5, "A") for i in range(10)]
+    near, run_len = attribution._turn_info(words, [Turn("A", 0, 4.9), Turn("B", 4.9, 5.5), Turn("A", 5.5, 11)])
+    assert run_len[10] == pytest.approx(0.3) and run_len[0] == pytest.approx(4.8)
+    own = (near < attribution.NEAR_CHANGE) | (run_len < attribution.SHORT_TURN)
+    # The reply and the words whose middles lie within 1.5 s of a change (4.9 s, 5.5 s, 5.65 s).
+    assert [w.word for w, o in zip(words, own) if o] == ["a7", "a8", "a9", "yes", "c0", "c1"]
+
+
+def test_one_speaker_gets_no_confidence():
+    words = [Word("hi", 0.1, 0.4, "A"), Word("there", 0.5, 0.9, "A")]
+    assert attribution.recheck(np.zeros(16000, np.float32), words, [Turn("A", 0, 1)]) == words
+    assert attribution.recheck(np.zeros(16000, np.float32), [], []) == []
