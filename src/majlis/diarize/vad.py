@@ -31,13 +31,25 @@ def _model():
     try:
         from faster_whisper.vad import get_vad_model
     except ImportError as e:
+        _reraise_interrupt(e)
         log.warning("speech detection: Silero VAD unavailable (%s); using the energy threshold", e)
         return None
     try:
         return get_vad_model()
     except Exception as e:  # a broken onnxruntime install: fall back rather than fail the file
+        _reraise_interrupt(e)
         log.warning("speech detection: cannot load Silero VAD (%s); using the energy threshold", e)
         return None
+
+
+def _reraise_interrupt(error: BaseException) -> None:
+    """A Ctrl-C that lands while onnxruntime's extension imports comes back as an ImportError (wrapped by
+    faster-whisper in a RuntimeError): it must still stop the program, not be taken for a missing package."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt) or "KeyboardInterrupt" in str(seen):
+            raise KeyboardInterrupt from None
+        seen = seen.__cause__ or seen.__context__
 
 
 def available() -> bool:
