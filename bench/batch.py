@@ -37,8 +37,9 @@ SPEAKERS = common.ROOT / "audio" / "speakers"
 
 
 def batch_argv(inputs: Path, out: Path, workers: int, executor: str = "local") -> list[str]:
+    # json only, as measured before batch's --format defaulted to all
     argv = [*majlis_argv(), "batch", str(inputs), "--out", str(out), "--workers", str(workers),
-            "--asr", "sphinx", "--diarizer", "builtin"]
+            "--asr", "sphinx", "--diarizer", "builtin", "--format", "json"]
     if executor != "local":
         argv += ["--executor", executor]
     if SPEAKERS.is_dir() and any(SPEAKERS.iterdir()):  # as bench/pipeline.py: speakers named from voices
