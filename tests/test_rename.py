@@ -201,7 +201,7 @@ def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_
     assert r.exit_code == 0, r.output
     expected = state(clean, clean_index)
 
-    real_write, real_add = rn.atomic_write_text, Index.add
+    real_write, real_write_bytes, real_add = rn.atomic_write_text, rn.atomic_write_bytes, Index.add
     steps = 1 + len([p for p in out.iterdir() if p.name.startswith("panel.") and p.name != "panel.json"]) + 1
     for kill_at in range(steps + with_index):
         work = tmp_path / f"kill{kill_at}"
@@ -218,11 +218,13 @@ def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_
             return wrapper
 
         monkeypatch.setattr(rn, "atomic_write_text", counted(real_write))
+        monkeypatch.setattr(rn, "atomic_write_bytes", counted(real_write_bytes))  # the exports (docx is binary)
         monkeypatch.setattr(Index, "add", counted(real_add))
         extra = ["--index", str(index_dir)] if with_index else []
         with pytest.raises(Killed):
             CliRunner().invoke(main, ["rename", str(work / "panel.json"), *args, *extra], catch_exceptions=False)
         monkeypatch.setattr(rn, "atomic_write_text", real_write)
+        monkeypatch.setattr(rn, "atomic_write_bytes", real_write_bytes)
         monkeypatch.setattr(Index, "add", real_add)
         r = rename(str(work / "panel.json"), *args, *extra)  # the same command again
         assert r.exit_code == 0, (kill_at, r.output)
