@@ -508,12 +508,14 @@ def real_whisper(d: dict) -> str:
     rows = []
     for kind, r in d["runs"].items():
         rows.append([labels.get(kind, kind), f(r["wall_s"], 1) + " s", f(r["rtf"], 3), f(r.get("wer"), 3),
-                     f(r["peak_tree_rss_mb"], 0) + " MB", f"{f(r['loadavg_1m'][0], 1)}–{f(r['loadavg_1m'][1], 1)}"])
+                     f(r["peak_tree_rss_mb"], 0) + " MB", f"{f(r['loadavg_1m'][0], 1)}–{f(r['loadavg_1m'][1], 1)}",
+                     r.get("measured", d["created"])])
     v = d["verdict"]
     return "\n".join([
-        f"Audio: `{d['audio']}` ({f(d['duration_s'] / 60, 1)} min), each row a fresh process, measured {d['created']} "
-        f"(code {d.get('code')}).", "",
-        table(["run", "wall", "real-time factor", "WER", "peak RSS", "load (1 min, before–after)"], rows), "",
+        f"Audio: `{d['audio']}` ({f(d['duration_s'] / 60, 1)} min), each row a fresh process; results written "
+        f"{d['created']} (code {d.get('code')}).", "",
+        table(["run", "wall", "real-time factor", "WER", "peak RSS", "load (1 min, before–after)", "measured"],
+              rows), "",
         table(["target (pipeline)", "measured", "met"], [
             [f"real-time factor ≤ {t['rtf']}", f(d["runs"]["pipeline"]["rtf"], 3), ok(v["rtf_ok"])],
             [f"overhead ≤ {t['overhead_ratio']} × the slower of ASR and diarizer alone", f(d["overhead_ratio"], 3),
