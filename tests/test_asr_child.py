@@ -145,6 +145,12 @@ def test_script_without_main_guard_runs_once(tmp_path, samples):
     assert done.stdout.split() == ["started", "en"]
 
 
+def _ctrl_c_on() -> None:
+    """Ctrl-C as at a terminal: a suite started as a background job (`cmd &` in a script) runs with SIGINT
+    ignored, which every process it starts would inherit, and no interrupt would ever arrive."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("whole_group", [True, False], ids=["ctrl-c", "sigint-to-parent"])
 def test_interrupt_stops_a_long_recording_at_once(tmp_path, whole_group):
     # Ctrl-C at a terminal signals the whole group; a supervisor may signal the parent alone. Either way the
@@ -153,7 +159,8 @@ def test_interrupt_stops_a_long_recording_at_once(tmp_path, whole_group):
     subprocess.run(["ffmpeg", "-loglevel", "error", "-stream_loop", "3", "-i", str(PANEL), str(long)], check=True)
     argv = [sys.executable, "-m", "majlis", "transcribe", str(long), "--asr", "sphinx", "--diarizer", "builtin",
             "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_on)
     deadline = time.time() + 60
     while not _asr_children(proc.pid) and time.time() < deadline:  # not ffmpeg, which comes first
         time.sleep(0.2)
@@ -177,7 +184,8 @@ def test_ctrl_c_while_the_engine_loads_prints_one_line(tmp_path):
     # imports is caught, so by timing alone a test passes either way; the child must ignore it from the start.
     argv = [sys.executable, "-m", "majlis", "transcribe", str(PANEL), "--asr", "sphinx", "--diarizer", "builtin",
             "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_on)
     deadline = time.time() + 60
     while not (loading := [pid for pid in _asr_children(proc.pid) if _ignores_sigint(pid)]):
         assert time.time() < deadline and proc.poll() is None, "no ASR child that sets Ctrl-C aside while loading"

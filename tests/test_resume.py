@@ -58,7 +58,9 @@ def test_interrupted_then_rerun_gives_the_uninterrupted_transcript(talk):
     out = talk / "cut"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "majlis", "transcribe", "talk.wav", *ARGS, "-o", "cut"], cwd=talk,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as at a terminal, even when the suite runs as a background job (SIGINT ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (out / ".majlis").exists() or not entries(out):
         assert proc.poll() is None and time.monotonic() < deadline, "no stage finished"
