@@ -4,8 +4,10 @@ these), and the speaker colours they share with the web page."""
 
 from __future__ import annotations
 
+import datetime
 import html
 import io
+import zipfile
 import zlib
 
 from typing import Sequence
@@ -83,6 +85,22 @@ def docx_bytes(transcript: Transcript, turns: Sequence[Turn]) -> bytes:
         p.add_run(f"[{hms(start)}] ")
         p.add_run(who).bold = True
         p.add_run(f": {text}")
+    # python-docx stamps the package with the time it was saved (core properties and zip entries); fixed stamps
+    # make the same transcript give the same bytes, so an export rewritten by rename or resume is comparable.
+    doc.core_properties.created = doc.core_properties.modified = _FIXED_TIME
     buf = io.BytesIO()
     doc.save(buf)
-    return buf.getvalue()
+    return _with_fixed_zip_times(buf.getvalue())
+
+
+_FIXED_TIME = datetime.datetime(2000, 1, 1)
+
+
+def _with_fixed_zip_times(package: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(package)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            fixed = zipfile.ZipInfo(info.filename, date_time=_FIXED_TIME.timetuple()[:6])
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(fixed, src.read(info))
+    return out.getvalue()
