@@ -74,3 +74,13 @@ def test_podcast_json_by_word(transcript):  # noqa: F811
     for entry, w in zip(doc["segments"], words):
         assert entry == {"speaker": w.speaker, "startTime": round(w.start, 3), "endTime": round(w.end, 3),
                          "body": w.word}
+
+
+def test_docx_bytes_do_not_depend_on_when_they_were_written(transcript, monkeypatch):  # noqa: F811
+    import time
+
+    first = WRITERS["docx"].render(transcript)
+    later = time.time() + 3 * 3600  # the zip entries and core properties would carry this time
+    monkeypatch.setattr(time, "time", lambda: later)
+    monkeypatch.setattr(time, "localtime", lambda t=None: time.gmtime(later if t is None else t))
+    assert WRITERS["docx"].render(transcript) == first
