@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.majlis-installed
+TEST_STAMP := $(VENV)/.majlis-test-installed
 DEMO_OUT := out/demo
 
 # Debian tools the tests use: flite synthesises test speech, sox shapes it, chromium runs the page test
@@ -13,11 +14,22 @@ TEST_TOOLS := flite sox ffmpeg chromium
 
 install: $(STAMP)
 
+# The default install (no torch, about 1 GB): what `make demo` and `pip install majlis` need. pip prints each
+# package as it comes, so a first install shows its progress.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	@echo "installing majlis and its default engines into $(VENV) (a few minutes the first time)"
+	$(BIN)/python -m pip install --progress-bar off --upgrade pip | grep -v '^Requirement already' || true
+	$(BIN)/python -m pip install --progress-bar off -e . | grep -E '^(Collecting|Installing|Successfully)' || true
+	$(BIN)/python -c 'import majlis, faster_whisper'
 	touch $(STAMP)
+
+# The tests also run the engines of the extras (openai-whisper, pyannote.audio: torch, several GB).
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	@echo "installing the extras the tests use (openai-whisper, pyannote.audio, test tools)"
+	$(BIN)/python -m pip install --progress-bar off -e '.[test]' | grep -E '^(Collecting|Installing|Successfully)' || true
+	$(BIN)/python -c 'import torch, whisper, pyannote.audio, pytest'
+	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/majlis transcribe audio/panel.mp3 --speakers audio/speakers --format all --out $(DEMO_OUT) --index $(DEMO_OUT)/index
@@ -38,7 +50,7 @@ test-tools:
 	  fi; \
 	fi
 
-test: $(STAMP) test-tools
+test: $(TEST_STAMP) test-tools
 	$(BIN)/python -m pytest -q -rs
 
 clean:
