@@ -38,6 +38,24 @@ class WeightsUnusable(ModelError):
     replaceable = True
 
 
+class ExtraMissing(ModelError):
+    """An engine whose packages come with one of majlis's extras (pip install 'majlis[EXTRA]'), not installed."""
+
+    def __init__(self, what: str, extra: str, error: ImportError):
+        missing = getattr(error, "name", None) or str(error)
+        super().__init__(f"{what} is not installed (no module {missing!r}): pip install 'majlis[{extra}]'")
+
+
+def import_extra(module: str, what: str, extra: str):
+    """`module`, imported; or ExtraMissing naming the extra that brings it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ExtraMissing(what, extra, e) from None
+
+
 class EngineCrashed(MajlisError):
     """The child process running an engine stopped without an answer (killed, out of memory)."""
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..audio import release
-from ..errors import ModelError, UsageError, WeightsUnusable
+from ..errors import ModelError, UsageError, WeightsUnusable, import_extra
 from ..types import ProgressHook, Word
 from . import AsrResult, build_segments, chunks
 
@@ -62,7 +62,7 @@ def default_root() -> str:
 
 def resolve_model(model: str | None, model_dir: str | None, device: str | None) -> Resolved:
     """Which weights `model` means and whether they are here, without downloading or loading anything."""
-    import whisper
+    whisper = _whisper()
 
     root = str(Path(model_dir).expanduser()) if model_dir else default_root()
     if model is None:
@@ -144,7 +144,12 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
 
 
+def _whisper():
+    return import_extra("whisper", "openai-whisper", "whisper")
+
+
 def _language(language: str | None) -> str | None:
+    _whisper()
     from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
 
     if language is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import release
-from ..errors import ModelError
+from ..errors import ModelError, import_extra
 from ..types import ProgressHook, Turn
 from . import Diarization
 
@@ -107,6 +107,7 @@ def _cause(e: BaseException, limit: int = 160) -> str:
 
 class PyannoteDiarizer:
     def __init__(self, pipeline: str | None = None, *, hf_token: str | None = None, device: str | None = None):
+        import_extra("pyannote.audio", "pyannote.audio", "pyannote")
         pipeline = str(pipeline or DEFAULT_PIPELINE)
         token = resolve_token(hf_token)
         if is_local(pipeline):
@@ -123,12 +124,8 @@ class PyannoteDiarizer:
             self.name = "pyannote:" + pipeline
             if not snapshot and not token:  # a download without a token cannot pass the gate: say so now
                 raise ModelError(_explain(pipeline, "not downloaded yet and no Hugging Face token"))
-        disable_telemetry()
-        try:
-            import torch
-            import pyannote.audio  # noqa: F401
-        except ImportError as e:
-            raise ModelError(f"pyannote.audio is not installed ({e}); use --diarizer builtin") from None
+        import torch
+
         disable_telemetry()
         try:
             try:
