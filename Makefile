@@ -19,15 +19,15 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing majlis and its default engines into $(VENV) (a few minutes the first time)"
-	$(BIN)/python -m pip install --progress-bar off --upgrade pip | grep -v '^Requirement already' || true
-	$(BIN)/python -m pip install --progress-bar off -e . | grep -E '^(Collecting|Installing|Successfully)' || true
+	$(BIN)/python -m pip install --progress-bar off --upgrade pip | grep --line-buffered -v '^Requirement already' || true
+	$(BIN)/python -m pip install --progress-bar off -e . | grep --line-buffered -E '^(Collecting|Installing|Successfully)' || true
 	$(BIN)/python -c 'import majlis, faster_whisper'
 	touch $(STAMP)
 
 # The tests also run the engines of the extras (openai-whisper, pyannote.audio: torch, several GB).
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	@echo "installing the extras the tests use (openai-whisper, pyannote.audio, test tools)"
-	$(BIN)/python -m pip install --progress-bar off -e '.[test]' | grep -E '^(Collecting|Installing|Successfully)' || true
+	$(BIN)/python -m pip install --progress-bar off -e '.[test]' | grep --line-buffered -E '^(Collecting|Installing|Successfully)' || true
 	$(BIN)/python -c 'import torch, whisper, pyannote.audio, pytest'
 	touch $(TEST_STAMP)
 
