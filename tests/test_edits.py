@@ -474,3 +474,131 @@ def test_refuse_if_edited(out):
     edits.refuse_if_edited(path, force=True)
     edits.save(path, {"op": "undo"}, version=v, who="t")
     edits.refuse_if_edited(path, force=False)  # every edit undone: nothing to lose
+
+
+def _corrected(folder: Path, episode: str) -> None:
+    """`episode`'s transcript in `folder`, with one edit saved."""
+    t = panel().with_changes(episode=episode)
+    write_transcript(t, folder, parse_formats("json"))
+    path = folder / f"{episode}.json"
+    edits.save(path, {"op": "split", "seg": 0, "word": 2}, version=edits.current_version(path), who="t")
+
+
+def test_transcribe_refuses_to_overwrite_a_corrected_transcript(tmp_path):
+    from click.testing import CliRunner
+
+    from majlis.cli import main
+
+    out = tmp_path / "out"
+    _corrected(out, "panel")
+    before = snapshot(out)
+    audio = Path(__file__).resolve().parents[1] / "audio" / "panel.mp3"
+    r = CliRunner().invoke(main, ["transcribe", str(audio), "--out", str(out), "--asr", "sphinx"])
+    assert r.exit_code == 2, r.output
+    assert "--force" in r.output and "panel.edits.jsonl" in r.output and len(r.output.strip().splitlines()) == 1
+    assert snapshot(out) == before
+
+
+class _Inline:
+    """An executor that 'transcribes' each file at once into <episode>.json."""
+
+    def __init__(self, settings, on_event):
+        self.out = Path(settings.out_dir)
+
+    def submit(self, fn, task, *rest):
+        from concurrent.futures import Future
+
+        from majlis.batch_worker import FileResult
+
+        write_transcript(panel().with_changes(episode=task.episode), self.out, parse_formats("json"))
+        f = Future()
+        f.set_result(FileResult(task.episode, True, sha256="0", duration=1.0, transcript_key="k",
+                                outputs=(f"{task.episode}.json",)))
+        return f
+
+    def wait_any(self, futures, timeout):
+        return {f for f in futures if f.done()}
+
+    def close(self, *, cancel=False):
+        pass
+
+
+def test_batch_refuses_to_redo_a_corrected_episode_without_force(tmp_path):
+    from majlis.batch import run_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.wav").write_bytes(b"x")
+    out = tmp_path / "out"
+    assert run_batch([src], out, executor_factory=_Inline).done == 1
+    path = out / "a.json"
+    edits.save(path, {"op": "split", "seg": 0, "word": 2}, version=edits.current_version(path), who="t")
+    corrected = path.read_bytes()
+    assert run_batch([src], out, executor_factory=_Inline).skipped == 1  # nothing to redo: nothing refused
+    with pytest.raises(edits.UsageError, match="--force"):  # other formats: a new plan would redo it
+        run_batch([src], out, formats=("json", "srt"), executor_factory=_Inline)
+    assert path.read_bytes() == corrected
+    assert run_batch([src], out, formats=("json", "srt"), force=True, executor_factory=_Inline).done == 1
+    assert path.read_bytes() != corrected
+
+
+@pytest.mark.slow
+def test_serve_edit_prints_the_token_completes_interrupted_saves_and_guards_posts(out, tmp_path, monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    import majlis.rename as rn
+
+    index_dir = tmp_path / "index"
+    with Index(index_dir, create=True) as index:
+        index.add([read_transcript(out / "panel.json")], transcript_paths={"panel": out / "panel.json"})
+        real = rn.atomic_write_bytes
+
+        def die_after_one(path, data):  # a save killed among its exports
+            monkeypatch.setattr(rn, "atomic_write_bytes", lambda *a: (_ for _ in ()).throw(Killed()))
+            return real(path, data)
+
+        monkeypatch.setattr(rn, "atomic_write_bytes", die_after_one)
+        with pytest.raises(Killed):
+            edits.save(out / "panel.json", {"op": "fix_word", "seg": 1, "word": 3, "text": "Namangan."},
+                       version=edits.current_version(out / "panel.json"), who="t", index=index)
+        monkeypatch.setattr(rn, "atomic_write_bytes", real)
+    assert (out / ".panel.json.rename").exists()
+    proc = subprocess.Popen([sys.executable, "-m", "majlis", "serve", "--index", str(index_dir), "--port", "0",
+                             "--edit-token", TOKEN], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"})
+    try:
+        serving, editing = proc.stdout.readline(), proc.stdout.readline()
+        assert "serving 1 episode" in serving, (serving, proc.stderr.read() if proc.poll() is not None else "")
+        url = serving.split(" at ")[1].split()[0].rstrip("/")
+        assert url.startswith("http://127.0.0.1:")  # still loopback only
+        assert "editing is on" in editing and f"{url}/#edit={TOKEN}" in editing
+        # the interrupted save was completed before serving
+        assert not (out / ".panel.json.rename").exists()
+        assert "Namangan." in (out / "panel.srt").read_text() and "Namangan." in (out / "panel.json").read_text()
+
+        def call(headers: dict, body: dict) -> tuple[int, dict]:
+            req = urllib.request.Request(url + "/api/edit/panel", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", **headers})
+            try:
+                with urllib.request.urlopen(req, timeout=20) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                return e.code, json.loads(e.read())
+
+        with urllib.request.urlopen(url + "/api/edit/panel", timeout=20) as r:
+            version = json.loads(r.read())["version"]
+        op = {"version": version, "op": "merge", "seg": 1}
+        assert call({}, op)[0] == 403
+        assert call({"X-Majlis-Edit-Token": TOKEN, "Origin": "http://evil.example"}, op)[0] == 403
+        status, body = call({"X-Majlis-Edit-Token": TOKEN, "Origin": url}, op)
+        assert status == 200 and body["edit"]["op"] == "merge"
+        status, body = call({"X-Majlis-Edit-Token": TOKEN}, op)  # the same version again
+        assert status == 409 and "reload" in body["error"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
