@@ -69,10 +69,17 @@ def finish_all(index) -> int:
     """Complete every save that a kill interrupted (at start); returns how many were completed."""
     from ..rename import finish_interrupted, journal_path
 
+    import logging
+
     done = 0
     for e in index.episodes():
         if e.get("transcript") and journal_path(Path(e["transcript"])).exists():
-            finish_interrupted(e["transcript"], index=index)
+            try:
+                finish_interrupted(e["transcript"], index=index)
+            except (OSError, MajlisError) as err:  # its other index gone, say: the next save tries again
+                logging.getLogger("majlis").warning("%s: an interrupted save could not be completed: %s",
+                                                    e["transcript"], err)
+                continue
             done += 1
     return done
 
