@@ -206,3 +206,40 @@ def test_without_the_token_the_page_asks_for_it(page, site):
     page.wait_for_function("() => document.getElementById('edit-status').classList.contains('bad')")
     assert "token" in page.inner_text("#edit-status")
     assert "Zabul" in (site["out"] / "panel.json").read_text()
+
+
+def test_split_merge_and_rename_from_the_page(page, site):
+    path = site["out"] / "panel.json"
+    original = check_files(site)
+    n = len(original["segments"])
+    page.goto(site["url"] + "/episode/panel#edit=" + TOKEN)
+    page.wait_for_selector("#edit-bar")
+
+    # split Tahir's turn 2 before its fifth word
+    page.click('#seg-2 .w[data-i="4"]')
+    with page.expect_navigation():
+        page.click(".w-tools button")
+    page.wait_for_selector("#edit-bar")
+    data = check_files(site)
+    assert len(data["segments"]) == n + 1
+    assert data["segments"][3]["words"][0]["word"] == "Zabul" and data["segments"][3]["speaker"] == "Tahir"
+
+    # merge it back
+    with page.expect_navigation():
+        page.click("#seg-2 .seg-tools .merge")
+    page.wait_for_selector("#edit-bar")
+    assert check_files(site)["segments"] == original["segments"]
+
+    # rename Tolibov everywhere: click the name, type, Enter
+    page.locator(".seg-head .who", has_text="Tolibov").first.click()
+    page.fill(".who-edit", "Ahmad Tolibov")
+    with page.expect_navigation():
+        page.press(".who-edit", "Enter")
+    page.wait_for_selector("#edit-bar")
+    data = check_files(site)
+    assert "Tolibov" not in {s["speaker"] for s in data["segments"]}
+    assert "Ahmad Tolibov" in {s["speaker"] for s in data["segments"]}
+    assert page.locator(".legend .who", has_text="Ahmad Tolibov").count() == 1
+    assert "Ahmad Tolibov" in (site["out"] / "panel.vtt").read_text()
+    assert {h["speaker"] for h in search(site, '"executed under Sharia law"')} == {"Ahmad Tolibov"}
+    assert [h["op"] for h in edits.read_history(path)] == ["split", "merge", "rename_speaker"]

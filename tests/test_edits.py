@@ -381,7 +381,15 @@ def client(out, indexed):
     from majlis.web.app import create_app
     from majlis.web.editor import EditSettings
 
-    app = create_app(indexed, editor=EditSettings(token=TOKEN, names=lambda: ["Library Person"], who="tester"))
+    saved = []
+
+    def on_saved(episode, path, record):
+        saved.append((episode, path.name, record["op"]))
+        return {"learn": record["args"].get("new")} if record["op"] == "rename_speaker" else None
+
+    app = create_app(indexed, editor=EditSettings(token=TOKEN, names=lambda: ["Library Person"], who="tester",
+                                                  on_saved=on_saved))
+    app.state.saved = saved
     return TestClient(app, base_url="http://127.0.0.1:8000")
 
 
@@ -602,3 +610,11 @@ def test_serve_edit_prints_the_token_completes_interrupted_saves_and_guards_post
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+
+
+def test_the_library_hooks_names_and_on_saved(client):
+    v = client.get("/api/edit/panel").json()["version"]
+    r = post(client, {"version": v, "op": "rename_speaker", "old": "SPEAKER_01", "new": "Bruce Pannier"})
+    assert r.status_code == 200 and r.json()["offer"] == {"learn": "Bruce Pannier"}
+    assert client.app.state.saved == [("panel", "panel.json", "rename_speaker")]
+    assert "Library Person" in client.get("/api/edit/panel").json()["names"]

@@ -40,12 +40,17 @@ def _default_who() -> str:
 
 @dataclass
 class EditSettings:
-    """`token`: what each POST must carry. `names`: extra names offered in the page's speaker menu besides the
-    episode's own (the voice library's, once there is one). `who`: recorded in the history for each edit."""
+    """`token`: what each POST must carry. `who`: recorded in the history for each edit.
+
+    Where the voice library plugs in: `names()` gives extra names for the page's speaker menu besides the
+    episode's own (the library's); `on_saved(episode, transcript_path, history_record)` runs after each save
+    and what it returns (a dict, e.g. an offer to learn a renamed speaker's voice) is sent to the page as
+    "offer"."""
 
     token: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     names: Callable[[], list[str]] = lambda: []
     who: str = field(default_factory=_default_who)
+    on_saved: Callable[[str, Path, dict], dict | None] | None = None
 
 
 def transcript_path(record: dict[str, Any]) -> Path:
@@ -160,5 +165,8 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
         except MajlisError as e:  # the disk full, the index gone: nothing was saved
             return error(500, f"not saved: {e}")
         rec = result["record"]
-        return JSONResponse({"version": result["version"], "edit": None if rec is None else {
+        offer = None
+        if rec is not None and settings.on_saved is not None:
+            offer = await run_in_threadpool(settings.on_saved, episode, transcript_path(record), rec)
+        return JSONResponse({"version": result["version"], "offer": offer, "edit": None if rec is None else {
             "id": rec["id"], "op": rec["op"], "who": rec["who"], "when": rec["when"]}})

@@ -135,6 +135,7 @@
       cut.addEventListener("click", () => send({ op: "split", seg: seg, word: word }));
       tools.append(cut);
     }
+    [input, tools].forEach((x) => x.addEventListener("click", (e) => e.stopPropagation()));  // no seeking
     span.hidden = true;
     span.after(input, tools);
     open = { span: span, input: input, tools: tools };
@@ -159,6 +160,7 @@
     closeWord();
     const old = who.textContent.trim();
     const input = el("input", { className: "who-edit", value: old, "aria-label": "Rename " + old + " everywhere" });
+    input.addEventListener("click", (e) => e.stopPropagation());
     who.hidden = true;
     who.after(input);
     input.focus();
@@ -182,7 +184,7 @@
   // Clicks on words and names edit instead of seeking (captured before majlis.js sees them).
   document.addEventListener("click", (e) => {
     if (!document.body.classList.contains("editing") || !transcript.contains(e.target)) return;
-    if (e.target.closest(".w-edit, .who-edit, .w-tools, .seg-tools")) { e.stopPropagation(); return; }
+    if (e.target.closest(".w-edit, .who-edit, .w-tools, .seg-tools")) return;  // they stop it themselves
     if (String(window.getSelection())) return;
     const word = e.target.closest(".w");
     const who = e.target.closest(".seg-head .who");
@@ -201,6 +203,7 @@
                     "Merge with next");
     join.addEventListener("click", () => send({ op: "merge", seg: i }));
     tools.append(join);
+    tools.addEventListener("click", (e) => e.stopPropagation());  // no seeking
     seg.querySelector(".seg-head").append(tools);
   });
 
