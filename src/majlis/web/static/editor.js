@@ -197,7 +197,8 @@
   // -- merging -------------------------------------------------------------------------------------------
   const segs = Array.from(transcript.querySelectorAll(".seg"));
   segs.forEach((seg, i) => {
-    if (i === segs.length - 1) return;
+    const name = (x) => x.querySelector(".seg-head .who").textContent.trim();
+    if (i === segs.length - 1 || name(seg) !== name(segs[i + 1])) return;  // only one speaker's segments merge
     const tools = el("span", { className: "seg-tools" });
     const join = el("button", { type: "button", className: "button small merge", title: "Merge with the next segment" },
                     "Merge with next");
