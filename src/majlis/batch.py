@@ -308,6 +308,14 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
             skipped += 1  # never attempted: that is a normal run's work, not a retry's
         else:
             todo.append((job, plan))
+    if not force:  # a transcript corrected in `majlis serve --edit` is not overwritten unasked
+        from .edits import refuse_if_edited
+
+        for job, _ in todo:
+            row = ledger.episode(job.episode)
+            written = _pick_json(job.episode, row.outputs or ()) if row is not None else None
+            if written:
+                refuse_if_edited(state.out / written, force)
     state.emit(BatchEvent("plan", info={"files": len(jobs), "todo": len(todo), "skipped": skipped,
                                         "failed_earlier": failed_earlier}))
     for event in earlier:

@@ -74,10 +74,9 @@ def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, st
     """Rename speakers in TRANSCRIPT.json, the exports <stem>.<ext> that exist beside it and, given an
     Index, the episode in it. Returns the files rewritten.
 
-    Everything is checked and formatted before anything is written. Several files and an index cannot be
-    replaced in one step, so a journal beside the transcript (.<name>.rename: the mapping, the transcript's
-    bytes before and after, the index) is written first and removed last: the same command run again after
-    a kill at any point finds it and completes the rename, instead of failing on names already renamed.
+    Everything is checked and formatted before anything is written, then written as one change by
+    replace_episode (a journal; see there): the same command run again after a kill at any point completes
+    the rename, instead of failing on names already renamed.
     """
     path = Path(transcript_path)
     current = read_transcript(path)  # validated: any fault is one line before anything is written
@@ -85,34 +84,94 @@ def rename_speakers(transcript_path: str | os.PathLike, mapping: Mapping[str, st
     journal = journal_path(path)
     index_dir = str(Path(index.path).resolve()) if index is not None else None
     pending = _read_journal(journal)
-    if pending is not None and _digest(raw) == pending["to"]:
-        # The transcript was rewritten; exports or the index may not have been.
+    if pending is not None and pending.get("kind", "rename") == "rename" and (
+            "json" in pending or _digest(raw) == pending["to"]):
+        # An earlier rename got past its journal; files or the index may not all have been replaced.
         if pending["mapping"] != dict(mapping) or pending["index"] not in (None, index_dir):
             again = " ".join(f"{k}={v!r}" for k, v in pending["mapping"].items())
             where = f" --index {pending['index']}" if pending["index"] else ""
             raise UsageError(f"{path}: an earlier rename was interrupted; finish it first with the same command "
                              f"(majlis rename {path} {again}{where})")
-        renamed = current
+        if "json" in pending:
+            return finish_interrupted(path, index=index)
+        renamed = current  # a journal of an older majlis: the transcript is renamed, the rest is redone
     else:
+        if pending is not None and "json" in pending:  # another change (the editor's) to complete first
+            finish_interrupted(path, index=index)
+            current = read_transcript(path)
         renamed = apply_mapping(current, mapping)
+    return replace_episode(path, renamed, index=index, record={"kind": "rename", "mapping": dict(mapping)})
+
+
+def replace_episode(transcript_path: str | os.PathLike, new: Transcript, *, index=None, record: Mapping | None = None,
+                    appends: Iterable[tuple[Path, bytes]] = ()) -> list[Path]:
+    """Replace a transcript JSON, every export that exists beside it, the episode in `index` (one commit) and
+    append `appends` (path, bytes) to files, as one change. Returns the files rewritten.
+
+    Several files and an index cannot be replaced in one step, so a journal beside the transcript
+    (.<name>.rename: the new transcript JSON, what to append where, the index, plus `record`) is written,
+    synced and renamed into place first: before it exists, nothing has changed; once it exists the change
+    is decided, and finish_interrupted (run by `majlis rename`, by `majlis serve --edit` at start and before
+    each edit) completes it after a kill at any later point. The journal is removed last.
+    """
+    path = Path(transcript_path)
+    raw = path.read_bytes()
+    new_json = transcript_json(new)
+    index_dir = str(Path(index.path).resolve()) if index is not None else None
+    pending = {**dict(record or {}), "from": _digest(raw), "to": _digest(new_json.encode("utf-8")),
+               "index": index_dir, "json": new_json,
+               "appends": [[str(p), _size(Path(p)), data.decode("utf-8")] for p, data in appends]}
+    atomic_write_text(journal_path(path), json.dumps(pending, ensure_ascii=False))
+    return _complete(path, pending, index)
+
+
+def finish_interrupted(transcript_path: str | os.PathLike, *, index=None) -> list[Path]:
+    """Complete a change whose journal is beside the transcript (see replace_episode); [] when there is none.
+    `index`: an open Index, used when it is the one the journal names (else that index is opened here)."""
+    path = Path(transcript_path)
+    pending = _read_journal(journal_path(path))
+    if pending is None or "json" not in pending:
+        return []
+    return _complete(path, pending, index)
+
+
+def _complete(path: Path, pending: Mapping, index) -> list[Path]:
+    new = Transcript.from_dict(json.loads(pending["json"]))  # exports from the JSON as written: same bytes on a retry
     stem = path.name[: -len(".json")] if path.name.endswith(".json") else path.stem
     texts: list[tuple[Path, bytes]] = []
-    options = ExportOptions(audio_url=relative_url(renamed.audio, path.parent))
+    options = ExportOptions(audio_url=relative_url(new.audio, path.parent))
     for writer in WRITERS.values():
         export = path.with_name(f"{stem}.{writer.extension}")
         if writer.name == "json" or export == path or not export.is_file():
             continue
-        texts.append((export, writer.render(renamed, options)))
-    new_json = transcript_json(renamed)
-    record = {"mapping": dict(mapping), "from": _digest(raw), "to": _digest(new_json.encode("utf-8")),
-              "index": index_dir}
-    atomic_write_text(journal, json.dumps(record, ensure_ascii=False))
+        texts.append((export, writer.render(new, options)))
+    for target, size, text in pending.get("appends", ()):
+        # Cut back to the size before the change, so a retry appends once.
+        target = Path(target)
+        old = target.read_bytes()[:size] if target.is_file() else b""
+        texts.append((target, old + text.encode("utf-8")))
     written = [atomic_write_bytes(p, data) for p, data in texts]
-    written.insert(0, atomic_write_text(path, new_json))
-    if index is not None:
-        index.add([renamed], transcript_paths={renamed.episode: path.resolve()})
-    journal.unlink()
+    written.insert(0, atomic_write_text(path, pending["json"]))
+    if pending.get("index"):
+        own = index is None or str(Path(index.path).resolve()) != pending["index"]
+        if own:
+            from .index import Index
+
+            index = Index(pending["index"])
+        try:
+            index.add([new], transcript_paths={new.episode: path.resolve()})
+        finally:
+            if own:
+                index.close()
+    journal_path(path).unlink(missing_ok=True)
     return written
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _digest(data: bytes) -> str:
@@ -126,6 +185,7 @@ def _read_journal(journal: Path) -> dict | None:
         record = json.loads(journal.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or not {"mapping", "from", "to", "index"} <= set(record):
+    if not isinstance(record, dict) or not {"from", "to", "index"} <= set(record) or not (
+            "mapping" in record or "json" in record):
         return None
     return record

@@ -169,7 +169,8 @@ def print_summary(summary, *, title: str = "majlis batch") -> None:
               help="With --executor dask: the running Dask scheduler to use [env: MAJLIS_DASK_SCHEDULER]; "
               "without it a LocalCluster of --workers processes.")
 @click.option("--retry-failed", is_flag=True, help="Retry only the files that failed before.")
-@click.option("--force", is_flag=True, help="Redo every stage of every file, ignoring the ledger and caches.")
+@click.option("--force", is_flag=True, help="Redo every stage of every file, ignoring the ledger and caches (and overwriting transcripts "
+                   "corrected in `majlis serve --edit`).")
 @engine_options
 def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor: str, scheduler: str | None,
                   retry_failed: bool, force: bool, **kw) -> None:

@@ -48,7 +48,12 @@ def bind(host: str, port: int) -> socket.socket:
               help="Also answer requests for this host name (repeatable). Only the --host address, localhost "
                    "and 127.0.0.1 are answered otherwise: a web page elsewhere cannot reach the index through "
                    "a name of its own (DNS rebinding).")
-def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
+@click.option("--edit", is_flag=True,
+              help="Let the episode page correct transcripts (words, speakers, segments; saved to the transcript, "
+                   "its exports and the index). Prints the link carrying the edit token every edit needs.")
+@click.option("--edit-token", metavar="TOKEN", help="The edit token to use instead of a random one (implies --edit).")
+def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[str, ...], edit: bool,
+                  edit_token: str | None) -> None:
     """Search and listen in the browser: type a quote, filter by speaker, click a hit to hear it.
 
     \b
@@ -65,6 +70,16 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
     from ..web.app import create_app
 
     index = Index(index_dir)  # IndexMissing: one line, exit 2
+    editor = None
+    if edit or edit_token is not None:
+        from ..web.editor import EditSettings, finish_all
+
+        if edit_token is not None and len(edit_token.strip()) < 8:
+            raise UsageError("--edit-token: give at least 8 characters")
+        editor = EditSettings(token=edit_token.strip()) if edit_token is not None else EditSettings()
+        finished = finish_all(index)  # saves a kill interrupted: completed before anyone reads them
+        if finished:
+            click.echo(f"majlis: completed {finished} interrupted save{'s' * (finished != 1)}", err=True)
     episodes = len(index.episodes())
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
@@ -76,7 +91,10 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
                f"http://{shown}:{actual_port}/  (Ctrl+C stops)")
     from ..web.app import LOOPBACK_HOSTS
 
-    app = create_app(index, allowed_hosts=[host, *LOOPBACK_HOSTS, *allowed_hosts])
+    if editor is not None:
+        click.echo(f"majlis: editing is on: open http://{shown}:{actual_port}/#edit={editor.token} "
+                   f"(edit token {editor.token})")
+    app = create_app(index, allowed_hosts=[host, *LOOPBACK_HOSTS, *allowed_hosts], editor=editor)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     try:

@@ -131,7 +131,8 @@ def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
               help="srt/vtt: one cue per word, the word underlined, as whisper.")
 @click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment.")
 @click.option("--force", is_flag=True,
-              help="Start over: redo every stage instead of reusing what an earlier run finished (<out>/.majlis/).")
+              help="Start over: redo every stage instead of reusing what an earlier run finished (<out>/.majlis/), "
+                   "and overwrite a transcript corrected in `majlis serve --edit`.")
 @engine_options
 def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool,
                        subtitle_style: str, max_line_width: int | None, max_line_count: int, highlight_words: bool,
@@ -150,6 +151,10 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     options = build_options(kw)
     probes = [audio_io.probe(path) for path in audio]  # every input is checked before any model loads
     preflight(probes, options, out_dir, kw["index_dir"])
+    from ..edits import refuse_if_edited
+
+    for path in audio:  # corrections made in `majlis serve --edit` are not overwritten unasked
+        refuse_if_edited(out_dir / f"{episode or path.stem}.json", force)
     loading = f"loading models (asr {options.asr}, diarizer {options.diarizer})"
     with status(loading, enabled=None if verbose else False):
         engines = Engines.load(options)

@@ -190,9 +190,10 @@ def episode_url(episode: str, t: float | None = None) -> str:
 # -- the app ---------------------------------------------------------------------------------------------
 
 def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
-               search_budget: float | None = SEARCH_BUDGET) -> FastAPI:
+               search_budget: float | None = SEARCH_BUDGET, editor=None) -> FastAPI:
     """The app. `allowed_hosts`: Host header names answered (majlis serve gives the bound host and
-    loopback names, plus --allowed-host); None answers any (tests, embedding behind a proxy)."""
+    loopback names, plus --allowed-host); None answers any (tests, embedding behind a proxy). `editor`: a
+    web.editor.EditSettings to let the episode page correct transcripts (serve --edit); None: read-only."""
     allowed = None if allowed_hosts is None else {host_name(h) for h in allowed_hosts}
     # No slash redirects: a URL names one thing or nothing.
     app = FastAPI(title="majlis", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
@@ -376,11 +377,11 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         if transcript is not None:
             for s in transcript.segments:
                 # A word whose speaker is less sure than not is shown faintly, and its segment is listed.
-                words = [(w.word.strip(), w.start, w.speaker_confidence is not None and w.speaker_confidence < DOUBT)
-                         for w in s.words if w.word.strip()]
+                words = [(w.word.strip(), w.start, w.speaker_confidence is not None and w.speaker_confidence < DOUBT,
+                          i) for i, w in enumerate(s.words) if w.word.strip()]
                 segments.append({"id": s.id, "speaker": s.speaker, "start": s.start, "end": s.end,
                                  "text": s.text.strip(), "words": words, "colour": colour(s.speaker)})
-                if any(doubt for _, _, doubt in words):
+                if any(doubt for _, _, doubt, _ in words):
                     check.append({"index": len(segments) - 1, "speaker": s.speaker, "start": s.start})
         current = None
         if t is not None and segments:
@@ -390,10 +391,18 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
                   for name in record.get("speakers", [])]
         downloads = [(ext, download_url(episode, ext)) for ext in export_files(record)]
         state = {"episode": episode, "t": t, "audio": audio_url(episode)}
+        if editor is not None and transcript is not None:
+            from .editor import page_state
+
+            state["edit"] = page_state(index, editor, record)
         return page("episode.html", record=record, segments=segments, check=check, current=current, t=t, legend=legend,
                     downloads=downloads, problem=problem, has_audio=audio_file(index, record) is not None,
                     state=state, **context)
 
+    if editor is not None:
+        from .editor import mount
+
+        mount(app, index, editor)
     return app
 
 

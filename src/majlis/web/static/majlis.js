@@ -6,6 +6,13 @@
   const state = JSON.parse(document.getElementById("majlis-state").textContent || "{}");
   const player = document.getElementById("player");
 
+  // The link `majlis serve --edit` prints carries the edit token in its #fragment (never sent to the
+  // server, never in a log): kept for the editor (editor.js) and taken out of the address bar.
+  if (location.hash.startsWith("#edit=")) {
+    try { localStorage.setItem("majlis-edit-token", decodeURIComponent(location.hash.slice(6))); } catch (e) { /* private mode */ }
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
   function clock(seconds) {
     const tenths = Math.round(Math.max(0, seconds) * 10);
     const h = Math.floor(tenths / 36000), m = Math.floor((tenths % 36000) / 600), rest = tenths % 600;
