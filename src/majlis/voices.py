@@ -306,20 +306,27 @@ def _known(people: Mapping, wanted: str) -> str:
 # ------------------------------------------------------------------------------------------- samples
 
 
-def clip_samples(clips: Sequence[str | os.PathLike]) -> list[dict]:
-    """One sample per clip, embedded as `--speakers` embeds its clips. Every clip is probed first, so a
-    missing or unreadable one fails before any is embedded."""
+def check_clips(clips: Sequence[str | os.PathLike]) -> list:
+    """Every clip probed (a readable recording with audio), so a missing or unreadable one fails before any
+    is embedded; their probes."""
     from . import audio
+
+    if not clips:
+        raise UsageError("give at least one voice clip")
+    probes = []
+    for c in clips:
+        if not Path(c).exists():
+            raise AudioError(f"{c}: no such voice clip")
+        probes.append(audio.probe(c))
+    return probes
+
+
+def clip_samples(clips: Sequence[str | os.PathLike], probes: Sequence | None = None) -> list[dict]:
+    """One sample per clip, embedded as `--speakers` embeds its clips (speakers._enroll)."""
     from .speakers import _enroll
 
     paths = [Path(c) for c in clips]
-    if not paths:
-        raise UsageError("give at least one voice clip")
-    probes = []
-    for p in paths:
-        if not p.exists():
-            raise AudioError(f"{p}: no such voice clip")
-        probes.append(audio.probe(p))
+    probes = probes if probes is not None else check_clips(paths)
     return [{"source": str(p.resolve()), "seconds": round(float(probe.duration or 0.0), 2),
              "embedding": [float(x) for x in _enroll([p])]} for p, probe in zip(paths, probes)]
 

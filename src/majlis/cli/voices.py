@@ -47,13 +47,14 @@ def add_command(name: str, clips: tuple[Path, ...], replace: bool, voices_dir: P
                 index_dir: Path | None) -> None:
     """Add NAME's voice from CLIPs (any audio ffmpeg reads; a few seconds of that person alone each).
     A NAME already in the library gets these clips added to its voiceprint."""
-    from ..voices import check_name, clip_samples
+    from ..voices import check_clips, check_name, clip_samples
 
     lib = _library(voices_dir, index_dir)
     name = check_name(name)
     lib.manifest()  # a folder that is not a library fails now
+    probes = check_clips(clips)
     lib.check_writable()  # checked before any clip is embedded
-    samples = clip_samples(clips)
+    samples = clip_samples(clips, probes)
     version = lib.add(name, samples, replace=replace)
     click.echo(f"{'replaced' if replace else 'added'} {name} ({len(samples)} clip{'s' if len(samples) != 1 else ''}) "
                f"in {lib.path}: version {version}")
