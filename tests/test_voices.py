@@ -339,3 +339,17 @@ def test_enrolled_from_corrections_named_in_the_next_episode(tmp_path):
     assert doc["metadata"]["voice_library_version"] == "5"
     proc = majlis("speakers", "--index", "idx", "--json", cwd=tmp_path)
     assert "Ana" in {row["speaker"] for row in json.loads(proc.stdout)}, proc.stdout
+
+
+def test_rename_learn_checks_everything_before_renaming(tmp_path):
+    path = tmp_path / "ep.json"
+    t = _transcript([("SPEAKER_00", 0.0, 2.0), ("SPEAKER_01", 3.0, 5.0)])
+    path.write_text(json.dumps(t.to_dict()))
+    before = path.read_bytes()
+    # The recording is not there: nothing is renamed, nothing learned.
+    one_line_error(majlis("rename", str(path), "SPEAKER_00=Tahir", "--learn", "--voices", str(tmp_path / "v")),
+                   "recording ep.wav is not here")
+    one_line_error(majlis("rename", str(path), "SPEAKER_00=Unknown 3", "--learn", "--voices", str(tmp_path / "v")),
+                   "Unknown 3")
+    one_line_error(majlis("rename", str(path), "SPEAKER_00=Tahir", "--voices", str(tmp_path / "v")), "--learn")
+    assert path.read_bytes() == before and not (tmp_path / "v").exists()

@@ -494,7 +494,6 @@ def learn_from_rename(transcript: str | os.PathLike, mapping: Mapping[str, str],
     lib = VoiceLibrary(voices_dir if voices_dir is not None else default_dir(index_dir))
     names = [check_name(n) for n in dict.fromkeys(mapping.values())]
     lib.manifest()
-    lib.check_writable()
     path = Path(transcript)
     current = read_transcript(path)
     try:
@@ -504,4 +503,5 @@ def learn_from_rename(transcript: str | os.PathLike, mapping: Mapping[str, str],
             raise
         renamed = current  # an interrupted rename of these names: the transcript already has them
     found = [episode_voice(path, n, transcript=renamed, transcript_path=path) for n in names]
+    lib.check_writable()
     return lib, found, embed_episode_voices(found)
