@@ -199,6 +199,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
             continue
         words = sum(len(s.words) for s in transcript.segments)
         damaged = " (damaged: decoded with errors, concealed)" if transcript.damage is not None else ""
+        if transcript.metadata.get("voice_library_version"):
+            damaged += f" (voice library version {transcript.metadata['voice_library_version']})"
         click.echo(
             f"{transcript.episode}: {transcript.duration:.1f} s, {len(transcript.segments)} segments, {words} words, "
             f"speakers {', '.join(transcript.speakers) or '-'}{damaged} -> {', '.join(str(p) for p in written)}"
