@@ -41,7 +41,9 @@ def serve(args: list[str], cwd: Path) -> str:
     proc = subprocess.Popen([sys.executable, "-m", "majlis", *args, "--port", "0"], cwd=cwd, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        line = proc.stdout.readline()
+        line = ""
+        while "serving" not in line and proc.poll() is None:  # `--edit` first prints the editing link
+            line = proc.stdout.readline()
         assert "serving" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
         port = line.split(" at ")[1].split()[0].rsplit(":", 1)[1].strip("/")
         host = args[args.index("--allowed-host") + 1] if "--allowed-host" in args else "127.0.0.1"
@@ -75,3 +77,6 @@ def test_every_using_it_command_works_as_written_from_a_fresh_clone(tmp_path):
             assert hits, command  # the README's queries find something in the demo panel
         if "-o" in args:
             assert (repo / args[args.index("-o") + 1]).stat().st_size > 0
+    # The voice learnt by `rename --learn` named him in the transcript made without --speakers.
+    relearned = json.loads((repo / "relearned" / "panel.json").read_text())
+    assert "Bruce Pannier" in relearned["speakers"]

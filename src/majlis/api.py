@@ -39,7 +39,8 @@ def transcribe(
     `speakers`: a folder of voice samples (DIR/<Name>.<ext> or DIR/<Name>/*.<ext>) that names speakers by voice;
     `names`: {"SPEAKER_00": "Tahir"} or "SPEAKER_00=Tahir,..." by hand. `asr` is auto|whisper|sphinx, `diarizer`
     auto|pyannote|builtin|none, `language` a code or name ("en", "Uzbek"; None detects). Further keywords are
-    fields of majlis.pipeline.Options (model_dir, hf_token, match_threshold, ...). `hook(stage, done, total)`
+    fields of majlis.pipeline.Options (model_dir, hf_token, match_threshold, voices: a voice library folder
+    to name speakers from when `speakers` is None, ...). `hook(stage, done, total)`
     receives progress. Models load for this call and are released after it.
 
     Returns the Transcript (write it with .write(), index it with majlis.Index(...).add([t])).
@@ -56,6 +57,10 @@ def transcribe(
         raise UsageError(f"speakers={str(speakers)!r}: not a folder of voice samples")
     if isinstance(names, str):
         names = parse_names(names)
+    if isinstance(engine_options.get("voices"), (str, os.PathLike)):  # a voice library folder
+        from .voices import for_naming
+
+        engine_options["voices"] = for_naming(engine_options["voices"], None)
     try:
         options = Options(asr=asr, model=model, language=language_code(language), task=task, diarizer=diarizer,
                           num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,

@@ -26,9 +26,10 @@ from typing import Any, Callable, Sequence
 from .batch_worker import (
     BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, process_file,
 )
-from .collection import Job, assign_episodes, digest, discover, folder_fingerprint, options_fingerprint
+from .collection import Job, assign_episodes, digest, discover, options_fingerprint
 from .errors import ModelError, UsageError
 from .ledger import STATE_DIR, Ledger, OutLock, RunRow
+from .voices import naming_fingerprint
 
 log = logging.getLogger("majlis")
 
@@ -252,7 +253,7 @@ def run_batch(
         enrollment_clips(Path(options.speakers_dir))  # a bad --speakers folder is a usage error, not N failures
     jobs = discover(inputs, exclude=out)
     formats = tuple(dict.fromkeys(["json", *formats]))
-    settings = Settings(options, str(out), formats, folder_fingerprint(options.speakers_dir), force)
+    settings = Settings(options, str(out), formats, naming_fingerprint(options), force)
     base = digest(options_fingerprint(options), settings.speakers_hash, list(formats))
     hook = hook or (lambda e: None)
     t0 = time.monotonic()

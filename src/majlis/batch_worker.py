@@ -5,7 +5,8 @@ executors that run it in this process or in a pool of processes.
 Cache keys (majlis.collection.digest of):
   asr        = sha256(file) + ASR engine name + model + language + task + decoding options set
   diarize    = sha256(file) + diarizer name + pyannote pipeline + speaker counts
-  naming     = diarize key + speakers-folder content hash + hand-given names
+  naming     = diarize key + speakers-folder content hash (or the voice library's id, version and content)
+               + hand-given names
   transcript = asr key + naming key + episode + audio path + metadata + engine names
   exports    = transcript key + formats;   index = transcript key + index folder
 So changing only --speakers redoes naming, exports and index, never ASR or diarization. Naming reads no
@@ -133,13 +134,14 @@ def _load_diarization(d: dict):
 
 
 def _dump_naming(n) -> dict:
-    return {"mapping": dict(n.mapping), "scores": {k: float(v) for k, v in dict(n.scores).items()}}
+    out = {"mapping": dict(n.mapping), "scores": {k: float(v) for k, v in dict(n.scores).items()}}
+    return {**out, "metadata": dict(n.metadata)} if n.metadata else out
 
 
 def _load_naming(d: dict):
     from .speakers import Naming
 
-    return Naming(mapping=dict(d["mapping"]), scores=dict(d["scores"]))
+    return Naming(mapping=dict(d["mapping"]), scores=dict(d["scores"]), metadata=dict(d.get("metadata", {})))
 
 
 class Worker:

@@ -86,3 +86,10 @@ class IndexMissing(MajlisError):
     """No index at the given location."""
 
     exit_code = 2
+
+
+class VoiceError(MajlisError):
+    """The voice library cannot do what was asked: an unknown name, a speaker not in the episode, a voice too
+    short to learn, a library folder that is not one."""
+
+    exit_code = 2

@@ -50,6 +50,7 @@ class Options:
     # Voice similarity a speaker needs to take an enrolled name; None: calibrated per episode (speakers.decide).
     match_threshold: float | None = None
     device: str | None = None  # cpu | cuda; None picks
+    voices: Any = None  # voices.Snapshot: the voice library speakers are named from when speakers_dir is None
 
 
 @dataclass
@@ -144,8 +145,10 @@ def diarize_stage(
 
 
 def naming_stage(samples: np.ndarray, diarization: Diarization, options: Options) -> Naming:
-    return name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names,
-                         threshold=options.match_threshold)
+    library = options.voices if options.speakers_dir is None else None
+    naming = name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names,
+                           threshold=options.match_threshold, voices=library.voices() if library else None)
+    return Naming(naming.mapping, naming.scores, library.metadata()) if library else naming
 
 
 def assemble(
@@ -176,7 +179,7 @@ def assemble(
         segments=segments,
         turns=named.turns,
         speaker_scores=naming.scores,
-        metadata=dict(metadata or {}),
+        metadata={**dict(metadata or {}), **dict(naming.metadata)},
         damage=damage,
     )
 

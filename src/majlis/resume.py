@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .batch_worker import _dump_asr, _dump_diarization, _dump_naming, _load_asr, _load_diarization, _load_naming
-from .collection import file_sha256, folder_fingerprint
+from .collection import file_sha256
 from .ledger import STATE_DIR
 from .stagecache import read_cache, stage_keys, write_cache
 from .types import ProgressHook
+from .voices import naming_fingerprint
 
 _CODECS = {"asr": (_dump_asr, _load_asr), "diarize": (_dump_diarization, _load_diarization),
            "naming": (_dump_naming, _load_naming)}
@@ -24,7 +25,7 @@ def stage_cache(path: str | Path, out_dir: str | Path, *, options: Any, engines:
     run finished it (unless `force`), else computed and stored there at once."""
     cache = Path(out_dir) / STATE_DIR / "cache"
     keys = dict(zip(_CODECS, stage_keys(file_sha256(path), engines.describe(), options,
-                                        folder_fingerprint(options.speakers_dir))))
+                                        naming_fingerprint(options))))
 
     def run(name: str, compute: Callable[[], Any]) -> Any:
         dump, load = _CODECS[name]

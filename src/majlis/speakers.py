@@ -53,6 +53,7 @@ NAMING_STEP = 120  # frames: naming averages whole voices, so its windows need n
 class Naming:
     mapping: Mapping[str, str]  # diarizer label -> display name (identity when nothing is known)
     scores: Mapping[str, float] = field(default_factory=dict)  # display name -> similarity (voice matches)
+    metadata: Mapping[str, str] = field(default_factory=dict)  # for the transcript (the voice library's version)
 
     def apply(self, diarization: Diarization) -> Diarization:
         def rename(turns: tuple[Turn, ...]) -> tuple[Turn, ...]:
@@ -95,8 +96,10 @@ def name_speakers(
     enrollment_dir: Path | None,
     names: Mapping[str, str],
     threshold: float | None = None,
+    voices: Mapping[str, np.ndarray] | None = None,
 ) -> Naming:
-    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir`.
+    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir` (or, without
+    it, the voiceprints `voices`: name -> unit embedding, from the voice library).
     `threshold` None: the calibrated decision (see `decide`); a number: a plain cosine bar, nothing else."""
     labels = _first_appearance(diarization)
     stray = sorted(set(names) - set(labels))
@@ -104,9 +107,10 @@ def name_speakers(
         log.warning("--names: no speaker %s in this recording (it has %s)", ", ".join(stray),
                     ", ".join(labels) or "none")
     mapping = {lab: names.get(lab, lab) for lab in labels}
-    if enrollment_dir is None:
+    if enrollment_dir is not None:
+        voices = enrollment(Path(enrollment_dir))
+    if not voices:
         return Naming(mapping, {})
-    voices = enrollment(Path(enrollment_dir))
     taken = {names[lab] for lab in labels if lab in names}
     candidates = [n for n in voices if n not in taken]
     open_labels = [lab for lab in labels if lab not in names]

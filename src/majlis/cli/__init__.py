@@ -27,6 +27,7 @@ _COMMANDS = {
     "batch": ("batch", "batch_command"),
     "batch-status": ("batch", "batch_status_command"),
     "serve": ("serve", "serve_command"),
+    "voices": ("voices", "voices_command"),
 }
 
 

@@ -12,7 +12,13 @@ import click
 @click.argument("pairs", nargs=-1, metavar="OLD=NEW [OLD=NEW ...]")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path),
               help="Also replace the episode in this search index, so searches find the new names.")
-def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | None) -> None:
+@click.option("--learn", is_flag=True,
+              help="Also take each renamed speaker's voice into the voice library (`majlis voices`), so the next "
+              "episode names them unaided.")
+@click.option("--voices", "voices_dir", type=click.Path(path_type=Path),
+              help="With --learn: the voice library [default: 'voices' beside --index, else ./voices].")
+def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | None, learn: bool,
+                   voices_dir: Path | None) -> None:
     """Rename speakers in TRANSCRIPT (a majlis .json) and in every export written beside it
     (<stem>.srt, .vtt, .txt, .tsv, .rttm, .podcast.json). Renaming onto an existing name merges the two.
 
@@ -24,6 +30,16 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
     from ..rename import parse_pairs, rename_speakers
 
     mapping = parse_pairs(pairs)
+    if voices_dir is not None and not learn:
+        from ..errors import UsageError
+
+        raise UsageError("--voices goes with --learn (the library the renamed voices are added to)")
+    learned = None
+    if learn:
+        from ..voices import learn_from_rename
+
+        # Checked and embedded before anything is renamed: a voice that cannot be learned renames nothing.
+        learned = learn_from_rename(transcript, mapping, voices_dir=voices_dir, index_dir=index_dir)
     index = None
     if index_dir is not None:
         from ..index import Index
@@ -39,6 +55,12 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
         click.echo(f"rewrote {path}")
     if index is not None:
         click.echo(f"re-indexed the episode in {index_dir}")
+    if learned is not None:
+        library, found, samples = learned
+        for voice, sample in zip(found, samples):
+            version = library.add(voice.speaker, [sample])
+            click.echo(f"learned {voice.speaker}'s voice ({voice.seconds:.1f} s of words) into {library.path}: "
+                       f"version {version}")
 
 
 commands = [rename_command]

@@ -45,6 +45,10 @@ def engine_options(f):
         click.option("--max-speakers", type=click.IntRange(1, 100)),
         click.option("--speakers", "speakers_dir", type=click.Path(path_type=Path),
                      help="Voice samples: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>; names speakers by voice."),
+        click.option("--voices", "voices_dir", type=click.Path(path_type=Path),
+                     help="Voice library to name speakers from when no --speakers is given [default: the folder "
+                     "'voices' beside --index, if it is a library]; see `majlis voices`."),
+        click.option("--no-voices", is_flag=True, help="Name no speaker from the voice library."),
         # No default here: speakers.py (and numpy with it) stays unimported until a command runs.
         click.option("--match-threshold", type=click.FloatRange(-1.0, 1.0),
                      help="Voice similarity (cosine) a speaker needs to take a name from --speakers, and "
@@ -86,7 +90,20 @@ def build_options(kw: dict):
         speaker_hotwords=bool(kw.get("speaker_hotwords")),
         hotwords=tuple(w.strip() for w in (kw.get("hotwords") or "").split(",") if w.strip()),
         **({"match_threshold": kw["match_threshold"]} if kw["match_threshold"] is not None else {}),
+        voices=library_for(kw),
     )
+
+
+def library_for(kw: dict):
+    """The voice library snapshot naming uses (voices.for_naming), or None: --speakers or --no-voices given."""
+    if kw.get("voices_dir") is not None and (kw["speakers_dir"] is not None or kw.get("no_voices")):
+        raise UsageError(f"--voices contradicts {'--speakers' if kw['speakers_dir'] is not None else '--no-voices'}"
+                         ": choose one")
+    if kw["speakers_dir"] is not None or kw.get("no_voices"):
+        return None
+    from ..voices import for_naming
+
+    return for_naming(kw.get("voices_dir"), kw.get("index_dir"))
 
 
 def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
@@ -187,6 +204,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
             continue
         words = sum(len(s.words) for s in transcript.segments)
         damaged = " (damaged: decoded with errors, concealed)" if transcript.damage is not None else ""
+        if transcript.metadata.get("voice_library_version"):
+            damaged += f" (voice library version {transcript.metadata['voice_library_version']})"
         click.echo(
             f"{transcript.episode}: {transcript.duration:.1f} s, {len(transcript.segments)} segments, {words} words, "
             f"speakers {', '.join(transcript.speakers) or '-'}{damaged} -> {', '.join(str(p) for p in written)}"
