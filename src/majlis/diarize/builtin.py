@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import encoder
 from ..audio import blocks, release
-from ..errors import ModelError
 from ..types import ProgressHook, Turn
 from . import Diarization, vad
 from .vad import MIN_REGION, detect_speech
@@ -38,23 +38,16 @@ MAX_SPEAKERS = 10
 MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one voice (n/8 when shorter)
 
 
+def load_encoder() -> None:
+    """Check the voice encoder's weights once, before any long work (they ship inside majlis: no torch,
+    no download)."""
+    encoder.weights()
+
+
 @functools.lru_cache(maxsize=1)
-def load_encoder():
-    """The process's one resemblyzer VoiceEncoder (CPU; the LSTM on small batches gains nothing from a GPU)."""
-    try:
-        import torch
-        from resemblyzer import VoiceEncoder
-    except ImportError as e:
-        raise ModelError(f"builtin diarizer needs resemblyzer ({e})") from None
-    # ASR runs beside diarization in the pipeline: take half the cores, never more than torch was given.
-    half = max(1, (os.cpu_count() or 2) // 2)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), half)))
-    try:
-        encoder = VoiceEncoder("cpu", verbose=False)
-    except Exception as e:  # resemblyzer raises bare Exception when its weights are missing
-        raise ModelError(f"cannot load the resemblyzer voice encoder: {e}") from None
-    encoder.eval()
-    return encoder
+def _encoder_threads() -> int:
+    # ASR runs beside diarization in the pipeline: the encoder's BLAS takes half the cores.
+    return max(1, (os.cpu_count() or 2) // 2)
 
 
 _lock = threading.Lock()  # batch mode may diarize and name from several threads with one encoder
@@ -108,50 +101,22 @@ def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
     return result
 
 
-def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192):
-    """resemblyzer's (power, not log) mel spectrum of samples * gain at the given 10 ms frames only (torch,
-    (len(frames), 40)); all of 0 .. len(samples) // 160 is resemblyzer's whole spectrogram. Each frame is
-    400 samples centred on frame * 10 ms, zeros beyond the ends as librosa pads. Our own STFT because
-    librosa's spends seconds compiling on first use; `chunk` frames at a time, releasing what was read, so
-    hours of audio never need gigabytes at once."""
-    import torch
-
-    fb, window, half = _mel_basis(), torch.hann_window(400), 200
+def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192) -> np.ndarray:
+    """resemblyzer's (power, not log) mel spectrum of samples * gain at the given 10 ms frames only
+    ((len(frames), 40) float32); all of 0 .. len(samples) // 160 is resemblyzer's whole spectrogram. Each
+    frame is 400 samples centred on frame * 10 ms, zeros beyond the ends as librosa pads. `chunk` frames at
+    a time, releasing what was read, so hours of audio never need gigabytes at once."""
+    half = encoder.N_FFT // 2
     offsets = np.arange(-half, half)
-    out = torch.empty(len(frames), fb.shape[0])
+    out = np.empty((len(frames), encoder.N_MELS), np.float32)
     for i in range(0, len(frames), chunk):
         idx = np.asarray(frames[i : i + chunk])[:, None] * HOP + offsets
         outside = (idx < 0) | (idx >= len(samples))
         windows = samples[np.clip(idx, 0, max(0, len(samples) - 1))] if len(samples) else np.zeros(idx.shape)
         windows = np.where(outside, np.float32(0), windows.astype(np.float32) * np.float32(gain))
         release(samples)
-        spec = torch.fft.rfft(torch.from_numpy(windows) * window)
-        out[i : i + len(idx)] = (spec.abs() ** 2) @ fb.T
+        out[i : i + len(idx)] = encoder.mel_frames(windows)
     return out
-
-
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
-    return np.where(hz >= 1000.0, 15.0 + np.log(np.maximum(hz, 1000.0) / 1000.0) / (np.log(6.4) / 27.0), hz * 3 / 200)
-
-
-def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
-    return np.where(mel >= 15.0, 1000.0 * np.exp(np.log(6.4) / 27.0 * (mel - 15.0)), mel * 200 / 3)
-
-
-@functools.lru_cache(maxsize=1)
-def _mel_basis(n_fft: int = 400, n_mels: int = 40):
-    """librosa.filters.mel(sr=16000, n_fft=400, n_mels=40), the filters resemblyzer was trained with. Our own
-    copy because importing librosa costs 2 s and 100 MB (numba) for one 40 x 201 matrix."""
-    import torch
-
-    fft_hz = np.linspace(0, SR / 2, 1 + n_fft // 2)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SR / 2)), n_mels + 2))
-    ramps = edges[:, None] - fft_hz[None, :]
-    width = np.diff(edges)
-    weights = np.maximum(0, np.minimum(-ramps[:-2] / width[:-1, None], ramps[2:] / width[1:, None]))
-    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]  # Slaney norm: each filter has unit area
-    return torch.from_numpy(weights.astype(np.float32))
 
 
 def speech_gain(db: np.ndarray, mask: np.ndarray) -> float:
@@ -202,30 +167,23 @@ def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, length
                  total_hint: int = 0) -> np.ndarray:
     """Unit embeddings (n, 256) of the windows frames[starts[i] : starts[i] + lengths[i]]. The encoder's
     input is computed a batch of windows at a time, for the frames they cover."""
-    import torch
-    from torch.nn.utils.rnn import pack_padded_sequence
+    from threadpoolctl import threadpool_limits
 
-    encoder = load_encoder()
     if len(starts) == 0:
         return np.zeros((0, 256), np.float32)
     starts, lengths = np.asarray(starts), np.asarray(lengths)
     out = []
-    with _lock, torch.inference_mode():
+    with _lock, threadpool_limits(limits=_encoder_threads(), user_api="blas"):
         for i in range(0, len(starts), BATCH):
             s, n = starts[i : i + BATCH], lengths[i : i + BATCH]
             # Overlapping windows share frames: each frame's spectrum is computed once per batch.
             covered = np.unique(np.concatenate([np.arange(a, a + m) for a, m in zip(s, n)]))
             seq = found.mel(frames[covered])
-            batch = torch.zeros(len(s), int(n.max()), seq.shape[1])
+            batch = np.zeros((len(s), int(n.max()), seq.shape[1]), np.float32)
             for j, (a, m) in enumerate(zip(s, n)):
                 k = int(np.searchsorted(covered, a))
                 batch[j, :m] = seq[k : k + m]
-            # Packing makes the LSTM stop at each window's own end; this is resemblyzer's forward()
-            # for windows of unequal length.
-            packed = pack_padded_sequence(batch, torch.from_numpy(n), batch_first=True, enforce_sorted=False)
-            _, (hidden, _) = encoder.lstm(packed)
-            raw = encoder.relu(encoder.linear(hidden[-1]))
-            out.append((raw / raw.norm(dim=1, keepdim=True).clamp_min(1e-9)).numpy())
+            out.append(encoder.embed(batch, n))  # each window's own length, as resemblyzer's packed forward()
             if hook:
                 hook("diarize", min(i + BATCH, len(starts)), len(starts) + total_hint)
     return np.concatenate(out).astype(np.float32)

@@ -232,7 +232,11 @@ def unavailable_reason(pipeline: str | None, hf_token: str | None) -> str | None
     import importlib.util
 
     pipeline = str(pipeline or DEFAULT_PIPELINE)
-    if importlib.util.find_spec("pyannote.audio") is None:
+    try:  # a missing parent package raises instead of answering None
+        installed = importlib.util.find_spec("pyannote.audio") is not None
+    except ImportError:
+        installed = False
+    if not installed:
         return "pyannote.audio is not installed"
     if is_local(pipeline) or cached_snapshot(pipeline) or resolve_token(hf_token):
         return None
