@@ -26,16 +26,17 @@ TOKEN = "browser-test-token-0123"
 
 
 class EditServer:
-    def __init__(self, index: Index):
+    def __init__(self, index: Index, library=None):
         import uvicorn
 
         from majlis.cli.serve import bind
         from majlis.web.app import create_app
-        from majlis.web.editor import EditSettings
+        from majlis.web.editor import EditSettings, with_library
 
         self.sock = bind("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        app = create_app(index, editor=EditSettings(token=TOKEN, who="browser"))
+        settings = EditSettings(token=TOKEN, who="browser")
+        app = create_app(index, editor=settings if library is None else with_library(settings, library))
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
         self.thread.start()
@@ -51,15 +52,18 @@ class EditServer:
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(tmp_path, request):
+    from majlis.voices import VoiceLibrary
+
     out = tmp_path / "out"
     panel = truth_transcript(title="The Islamic Movement of Uzbekistan")
     write_transcript(panel, out, parse_formats("json,srt,vtt,txt"))
     shutil.copy(ROOT / "audio" / "panel.mp3", out / "panel.mp3")
     index = Index(tmp_path / "index", create=True)
     index.add([panel], transcript_paths={"panel": out / "panel.json"})
-    server = EditServer(index)
-    yield {"out": out, "index": index, "url": server.url}
+    library = VoiceLibrary(tmp_path / "voices") if getattr(request, "param", None) == "library" else None
+    server = EditServer(index, library)
+    yield {"out": out, "index": index, "url": server.url, "library": library}
     server.stop()
     index.close()
 
@@ -243,3 +247,33 @@ def test_split_merge_and_rename_from_the_page(page, site):
     assert "Ahmad Tolibov" in (site["out"] / "panel.vtt").read_text()
     assert {h["speaker"] for h in search(site, '"executed under Sharia law"')} == {"Ahmad Tolibov"}
     assert [h["op"] for h in edits.read_history(path)] == ["split", "merge", "rename_speaker"]
+
+
+@pytest.mark.parametrize("site", ["library"], indirect=True)
+def test_a_renamed_voice_is_learned_into_the_library_from_the_page(page, site):
+    library = site["library"]
+    library.add("Library Person", [{"source": "clip.wav", "seconds": 3.0, "embedding": [1.0] + [0.0] * 255}])
+    page.goto(site["url"] + "/episode/panel#edit=" + TOKEN)
+    page.wait_for_selector("#edit-bar")
+    # the library's names are offered beside the episode's own
+    assert "Library Person" in page.locator("#edit-speaker option").all_text_contents()
+    assert page.locator("#edit-offer").count() == 0
+
+    page.locator(".seg-head .who", has_text="Tolibov").first.click()
+    page.fill(".who-edit", "Sirojiddin Tolibov")
+    with page.expect_navigation():
+        page.press(".who-edit", "Enter")
+    page.wait_for_selector("#edit-offer")
+    assert "Learn Sirojiddin Tolibov's voice" in page.inner_text("#edit-offer")
+    page.click("#edit-learn")
+    page.locator("#edit-offer", has_text="version").or_(page.locator("#edit-offer.bad")).wait_for(timeout=120_000)
+    assert "version 2" in page.inner_text("#edit-offer")
+    assert [p.name for p in library.people()] == ["Library Person", "Sirojiddin Tolibov"]
+    learned = next(p for p in library.people() if p.name == "Sirojiddin Tolibov")
+    assert learned.sources == ("panel:Sirojiddin Tolibov",) and learned.seconds > 5
+
+    # offered once: a reload does not offer it again, and the new name is now the library's
+    page.reload()
+    page.wait_for_selector("#edit-bar")
+    assert page.locator("#edit-offer").count() == 0
+    assert "Sirojiddin Tolibov" in page.locator("#edit-speaker option").all_text_contents()

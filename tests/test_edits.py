@@ -618,3 +618,48 @@ def test_the_library_hooks_names_and_on_saved(client):
     assert r.status_code == 200 and r.json()["offer"] == {"learn": "Bruce Pannier"}
     assert client.app.state.saved == [("panel", "panel.json", "rename_speaker")]
     assert "Library Person" in client.get("/api/edit/panel").json()["names"]
+
+
+def test_the_voice_library_wired_to_the_editor(out, indexed, tmp_path):
+    from majlis.voices import VoiceLibrary
+    from majlis.web.app import create_app
+    from majlis.web.editor import EditSettings, with_library
+
+    library = VoiceLibrary(tmp_path / "voices")
+    library.add("Bruce Pannier", [{"source": "clip.wav", "seconds": 3.0, "embedding": [1.0] + [0.0] * 255}])
+    c = TestClient(create_app(indexed, editor=with_library(EditSettings(token=TOKEN), library)),
+                   base_url="http://127.0.0.1:8000")
+    assert "Bruce Pannier" in c.get("/api/edit/panel").json()["names"]
+
+    def save(op: dict):
+        r = post(c, {"version": c.get("/api/edit/panel").json()["version"], **op})
+        assert r.status_code == 200, r.text
+        return r.json()["offer"]
+
+    # a name the library knows, or a placeholder, is not offered; a new name is
+    assert save({"op": "rename_speaker", "old": "SPEAKER_01", "new": "Bruce Pannier"}) is None
+    assert save({"op": "reassign", "start": [0, 0], "end": [0, 1], "speaker": "Unknown 3"}) is None
+    assert save({"op": "rename_speaker", "old": "Tahir", "new": "Muhammad Tahir"}) == {"learn": "Muhammad Tahir"}
+
+    learn = {"speaker": "Muhammad Tahir"}
+    r = c.post("/api/edit/panel/learn", content=json.dumps(learn), headers={"Origin": "http://127.0.0.1:8000"})
+    assert r.status_code == 403  # no token
+    r = post_to(c, "/api/edit/panel/learn", learn)
+    assert r.status_code == 400 and "not learned" in r.json()["error"] and "panel.mp3" in r.json()["error"]
+    assert [p.name for p in library.people()] == ["Bruce Pannier"]  # nothing learned
+
+    plain = TestClient(create_app(indexed, editor=EditSettings(token=TOKEN)), base_url="http://127.0.0.1:8000")
+    r = post_to(plain, "/api/edit/panel/learn", learn)
+    assert r.status_code == 400 and "no voice library" in r.json()["error"]
+
+
+def post_to(client, url: str, body: dict):
+    return client.post(url, content=json.dumps(body),
+                       headers={"X-Majlis-Edit-Token": TOKEN, "Origin": "http://127.0.0.1:8000"})
+
+
+def test_serve_voices_goes_with_edit(indexed, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "majlis", "serve", "--index", str(tmp_path / "index"), "--voices",
+                        str(tmp_path / "voices")], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert r.returncode == 2 and "--voices goes with --edit" in r.stderr and "Traceback" not in r.stderr

@@ -384,8 +384,11 @@ def speaker_spans(transcript, speaker: str) -> tuple[tuple[float, float], ...]:
     joined across pauses under WORD_GAP. Without words, their turns less everyone else's."""
     spans: list[list[float]] = []
     run: list[float] | None = None
-    for w in sorted((w for seg in transcript.segments for w in seg.words), key=lambda w: (w.start, w.end)):
-        if w.speaker != speaker or w.overlap or w.end <= w.start:
+    # A word without a speaker of its own (older transcripts) is its segment's.
+    said = sorted(((w, w.speaker or seg.speaker) for seg in transcript.segments for w in seg.words),
+                  key=lambda ws: (ws[0].start, ws[0].end))
+    for w, who in said:
+        if who != speaker or w.overlap or w.end <= w.start:
             run = None  # another voice (or two at once) between: the next word starts a new run
             continue
         if run is not None and w.start - run[1] <= WORD_GAP:
@@ -454,6 +457,16 @@ def embed_episode_voices(found: Sequence[EpisodeVoice]) -> list[dict]:
             out[i] = {"source": f"{v.episode}:{v.speaker}", "seconds": round(v.seconds, 2),
                       "embedding": [float(x) for x in embs[i]]}
     return [s for s in out if s is not None]
+
+
+def learn_from_episode(library: VoiceLibrary, transcript: str | os.PathLike, speaker: str) -> tuple[int, EpisodeVoice]:
+    """Take `speaker`'s voice from a transcribed episode into `library` (the editor's "learn this voice"):
+    everything is checked before the recording is decoded. Returns the library's new version and the voice."""
+    check_name(speaker)
+    voice = episode_voice(transcript, speaker, transcript_path=Path(transcript))
+    library.manifest()
+    library.check_writable()
+    return library.add(speaker, embed_episode_voices([voice])), voice
 
 
 # ------------------------------------------------------------------------------------------- naming

@@ -52,8 +52,11 @@ def bind(host: str, port: int) -> socket.socket:
               help="Let the episode page correct transcripts (words, speakers, segments; saved to the transcript, "
                    "its exports and the index). Prints the link carrying the edit token every edit needs.")
 @click.option("--edit-token", metavar="TOKEN", help="The edit token to use instead of a random one (implies --edit).")
+@click.option("--voices", "voices_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --edit: the voice library whose names the speaker menu offers and into which a renamed "
+                   "speaker's voice can be learned [default: 'voices' beside --index].")
 def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[str, ...], edit: bool,
-                  edit_token: str | None) -> None:
+                  edit_token: str | None, voices_dir: Path | None) -> None:
     """Search and listen in the browser: type a quote, filter by speaker, click a hit to hear it.
 
     \b
@@ -69,14 +72,21 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
     from ..index import Index
     from ..web.app import create_app
 
+    editing = edit or edit_token is not None
+    if voices_dir is not None and not editing:
+        raise UsageError("--voices goes with --edit (the library the editor offers names from and learns into)")
+    if edit_token is not None and len(edit_token.strip()) < 8:
+        raise UsageError("--edit-token: give at least 8 characters")
     index = Index(index_dir)  # IndexMissing: one line, exit 2
     editor = None
-    if edit or edit_token is not None:
-        from ..web.editor import EditSettings, finish_all
+    if editing:
+        from ..voices import VoiceLibrary, default_dir
+        from ..web.editor import EditSettings, finish_all, with_library
 
-        if edit_token is not None and len(edit_token.strip()) < 8:
-            raise UsageError("--edit-token: give at least 8 characters")
+        library = VoiceLibrary(voices_dir if voices_dir is not None else default_dir(index_dir))
+        library.manifest()  # a damaged library is one line now, not a page that lost its names
         editor = EditSettings(token=edit_token.strip()) if edit_token is not None else EditSettings()
+        editor = with_library(editor, library)
         finished = finish_all(index)  # saves a kill interrupted: completed before anyone reads them
         if finished:
             click.echo(f"majlis: completed {finished} interrupted save{'s' * (finished != 1)}", err=True)
@@ -94,6 +104,9 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
     if editor is not None:
         click.echo(f"majlis: editing is on: open http://{shown}:{actual_port}/#edit={editor.token} "
                    f"(edit token {editor.token})")
+        people = len(editor.names())
+        click.echo(f"majlis: voice library {library.path}: {people} voice{'s' * (people != 1)} (a renamed speaker's "
+                   f"voice can be learned into it from the page)")
     app = create_app(index, allowed_hosts=[host, *LOOPBACK_HOSTS, *allowed_hosts], editor=editor)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)

@@ -4,6 +4,8 @@
   POST /api/edit/{episode}   {"version", "op", ...op arguments} (majlis.edits), or {"version", "op": "undo"}
                              -> {"version", "edit"}; 409 when `version` is stale, 400 when the edit does not fit
   GET  /api/edit/{episode}/history   the episode's edit history, oldest first
+  POST /api/edit/{episode}/learn     {"speaker"}: take that speaker's voice into the voice library (when the
+                             server has one), so later episodes name them unaided -> {"learned", "version", "seconds"}
 
 Every POST needs the token `majlis serve --edit` printed (header X-Majlis-Edit-Token) and, when the browser
 sends one, an Origin equal to this server's own: anything else is 403. Nothing here is mounted without --edit.
@@ -14,9 +16,10 @@ from __future__ import annotations
 import getpass
 import hmac
 import json
+import re
 import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,6 +54,38 @@ class EditSettings:
     names: Callable[[], list[str]] = lambda: []
     who: str = field(default_factory=_default_who)
     on_saved: Callable[[str, Path, dict], dict | None] | None = None
+    learn: Callable[[Path, str], dict] | None = None  # (transcript path, speaker) -> what was learned
+
+
+# Names diarization gives a voice it could not name: never offered to the library.
+PLACEHOLDER = re.compile(r"^(SPEAKER_\d+|Unknown( \d+)?)$")
+
+
+def with_library(settings: EditSettings, library) -> EditSettings:
+    """`settings` wired to a voice library (majlis.voices.VoiceLibrary, read afresh on each use so voices added
+    while serving show up): its names in the speaker menu, an offer to learn a voice after a save gives words
+    to a name the library lacks, and the route that learns it."""
+    from .. import voices
+
+    def names() -> list[str]:
+        try:
+            return [p.name for p in library.people()] if library.exists() else []
+        except MajlisError:  # a damaged library: editing goes on without its names
+            return []
+
+    def on_saved(episode: str, path: Path, record: dict) -> dict | None:
+        args = record.get("args", {})
+        name = {"rename_speaker": args.get("new"), "reassign": args.get("speaker")}.get(record.get("op"))
+        if isinstance(name, str) and name.strip() and not PLACEHOLDER.match(name) and name not in names():
+            return {"learn": name}
+        return None
+
+    def learn(path: Path, speaker: str) -> dict:
+        version, voice = voices.learn_from_episode(library, path, speaker)
+        return {"learned": speaker, "version": version, "seconds": round(voice.seconds, 1),
+                "library": str(library.path)}
+
+    return replace(settings, names=names, on_saved=on_saved, learn=learn)
 
 
 def transcript_path(record: dict[str, Any]) -> Path:
@@ -109,6 +144,19 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
                               "printed, or paste the token)")
         return None
 
+    async def guarded_json(request: Request) -> Any:
+        """The POST's JSON body, or the response refusing it (403 without the token, 413, 400)."""
+        refused = forbidden(request)
+        if refused is not None:
+            return refused
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return error(413, "edit too large")
+        try:
+            return json.loads(body)
+        except ValueError:
+            return error(400, "the body is not JSON")
+
     def record_of(episode: str) -> dict[str, Any] | None:
         return index.episode(episode)
 
@@ -131,16 +179,9 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
 
     @app.post("/api/edit/{episode}")
     async def edit_save(episode: str, request: Request):
-        refused = forbidden(request)
-        if refused is not None:
-            return refused
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return error(413, "edit too large")
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            return error(400, "the body is not JSON")
+        payload = await guarded_json(request)
+        if isinstance(payload, JSONResponse):
+            return payload
         if not isinstance(payload, dict) or not isinstance(payload.get("version"), str):
             return error(400, 'give {"version": <the version you edited>, "op": ...}')
         version = payload.pop("version")
@@ -170,3 +211,22 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
             offer = await run_in_threadpool(settings.on_saved, episode, transcript_path(record), rec)
         return JSONResponse({"version": result["version"], "offer": offer, "edit": None if rec is None else {
             "id": rec["id"], "op": rec["op"], "who": rec["who"], "when": rec["when"]}})
+
+    @app.post("/api/edit/{episode}/learn")
+    async def edit_learn(episode: str, request: Request):
+        payload = await guarded_json(request)
+        if isinstance(payload, JSONResponse):
+            return payload
+        if settings.learn is None:
+            return error(400, "this server has no voice library to learn voices into")
+        speaker = payload.get("speaker") if isinstance(payload, dict) else None
+        if not isinstance(speaker, str) or not speaker.strip():
+            return error(400, 'give {"speaker": <the name whose voice to learn>}')
+        record = record_of(episode)
+        if record is None:
+            return error(404, f"episode {episode!r} is not in the index")
+        try:
+            learned = await run_in_threadpool(lambda: settings.learn(transcript_path(record), speaker.strip()))
+        except MajlisError as e:  # too little speech, the recording gone, the library unwritable
+            return error(400, f"not learned: {e}")
+        return JSONResponse(learned)

@@ -11,6 +11,7 @@
   const transcript = document.getElementById("transcript");
   if (!edit || !transcript) return;
   const TOKEN_KEY = "majlis-edit-token";
+  const OFFER_KEY = "majlis-learn-offer";
   let busy = false;
   let selected = null;  // {start: [seg, word], end: [seg, word], count}
 
@@ -88,6 +89,10 @@
     }
     if (response.ok) {
       say("Saved.");
+      if (body.offer && body.offer.learn) {
+        try { sessionStorage.setItem(OFFER_KEY, JSON.stringify({ episode: state.episode, speaker: body.offer.learn })); }
+        catch (e) { /* private mode: no offer after the reload */ }
+      }
       location.reload();
       return;
     }
@@ -104,6 +109,52 @@
     } else {
       say("Not saved: " + why, true);
     }
+  }
+
+  // -- learning a newly named voice into the library (offered once, after the save that named it) --------
+  function takeOffer() {
+    let offer = null;
+    try {
+      offer = JSON.parse(sessionStorage.getItem(OFFER_KEY) || "null");
+      sessionStorage.removeItem(OFFER_KEY);
+    } catch (e) { return null; }
+    return offer && offer.episode === state.episode && typeof offer.speaker === "string" ? offer : null;
+  }
+
+  async function learn(speaker, box) {
+    box.textContent = "Learning " + speaker + "'s voice…";
+    let response, body = {};
+    try {
+      response = await fetch("/api/edit/" + encodeURIComponent(state.episode) + "/learn", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Majlis-Edit-Token": token() },
+        body: JSON.stringify({ speaker: speaker }),
+      });
+      body = await response.json().catch(() => ({}));
+    } catch (e) {
+      box.textContent = "Not learned: the server cannot be reached.";
+      box.classList.add("bad");
+      return;
+    }
+    if (response.ok) {
+      box.textContent = "Learned " + body.learned + "'s voice (" + body.seconds + " s) into the voice library " +
+        "(version " + body.version + "): later episodes name them unaided.";
+    } else {
+      box.textContent = body.error || ("Not learned: HTTP " + response.status);
+      box.classList.add("bad");
+    }
+  }
+
+  const offer = takeOffer();
+  if (offer) {
+    const box = el("span", { className: "edit-offer", id: "edit-offer" },
+                   "Learn " + offer.speaker + "'s voice into the voice library? ");
+    const yes = el("button", { type: "button", className: "button small", id: "edit-learn" }, "Learn voice");
+    const no = el("button", { type: "button", className: "button small", id: "edit-learn-no" }, "No");
+    yes.addEventListener("click", () => learn(offer.speaker, box));
+    no.addEventListener("click", () => box.remove());
+    box.append(yes, " ", no);
+    bar.append(box);
   }
 
   function segIndex(node) {
