@@ -327,6 +327,31 @@ def test_new_voice_samples_redo_naming_not_asr(corpus, reference, tmp_path):
 
 
 @pytest.mark.slow
+def test_subtitle_options_rewrite_only_the_exports(corpus, reference, tmp_path):
+    from majlis.files import read_transcript
+    from majlis.writers import WRITERS, ExportOptions
+
+    out = tmp_path / "out"
+    shutil.copytree(reference["out"], out, ignore=shutil.ignore_patterns("index"))
+    before = stage_rows(out)
+    proc = batch(corpus, out, "--max_line_width", "16", "--max-line-count", "1", "--podcast-words")
+    assert proc.returncode == 1, proc.stderr
+    after = stage_rows(out)
+    for ep in corpus["good"]:
+        for stage in ("asr", "diarize", "naming"):
+            assert after[ep, stage][2] == before[ep, stage][2], (ep, stage)  # not run again
+        assert after[ep, "exports"][0] != before[ep, "exports"][0]  # the layout is in the exports' key
+        t = read_transcript(out / f"{ep}.json")
+        layout = ExportOptions(max_line_width=16, max_line_count=1, podcast_words=True)
+        assert (out / f"{ep}.srt").read_bytes() == WRITERS["srt"].render(t, layout)
+        assert (out / f"{ep}.srt").read_bytes() != WRITERS["srt"].render(t, ExportOptions())
+        podcast = json.loads((out / f"{ep}.podcast.json").read_text())["segments"]
+        assert podcast and all(" " not in x["body"] for x in podcast), ep  # one entry a word
+    again = batch(corpus, out, "--max_line_width", "16", "--max-line-count", "1", "--podcast-words")
+    assert "nothing to do" in again.stderr  # the same layout: nothing to redo
+
+
+@pytest.mark.slow
 def test_a_deleted_index_is_rebuilt_from_the_transcripts(corpus, reference, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(reference["out"], out, ignore=shutil.ignore_patterns("index"))

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .batch_worker import (
-    BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, process_file,
+    BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, export_layout,
+    process_file,
 )
 from .collection import Job, assign_episodes, digest, discover, options_fingerprint
 from .errors import ModelError, UsageError
@@ -209,6 +210,7 @@ def run_batch(
     *,
     options: Any = None,
     formats: Sequence[str] = ("json",),
+    exports: Any = None,
     index_dir: str | os.PathLike | None = None,
     workers: int = 1,
     retry_failed: bool = False,
@@ -223,7 +225,8 @@ def run_batch(
     """Transcribe every recording in `inputs` into `out_dir`, resuming whatever an earlier run left undone.
 
     `executor`: "local" (this process, or a pool of `workers` processes) or "dask" (the cluster whose scheduler
-    is at `scheduler`, else a LocalCluster of `workers` processes; majlis.batch_dask).
+    is at `scheduler`, else a LocalCluster of `workers` processes; majlis.batch_dask). `exports`: the layout of
+    the subtitle and podcast exports (writers.ExportOptions; default: as `transcribe`'s).
     """
     if retry_failed and force:
         raise UsageError("--retry-failed and --force contradict each other: choose one")
@@ -253,8 +256,8 @@ def run_batch(
         enrollment_clips(Path(options.speakers_dir))  # a bad --speakers folder is a usage error, not N failures
     jobs = discover(inputs, exclude=out)
     formats = tuple(dict.fromkeys(["json", *formats]))
-    settings = Settings(options, str(out), formats, naming_fingerprint(options), force)
-    base = digest(options_fingerprint(options), settings.speakers_hash, list(formats))
+    settings = Settings(options, str(out), formats, naming_fingerprint(options), force, exports)
+    base = digest(options_fingerprint(options), settings.speakers_hash, list(formats), *export_layout(exports))
     hook = hook or (lambda e: None)
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)

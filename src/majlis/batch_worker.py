@@ -21,7 +21,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future
 from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
@@ -78,6 +78,17 @@ class Settings:
     formats: tuple[str, ...]
     speakers_hash: str
     force: bool = False
+    exports: Any = None  # writers.ExportOptions; None: the defaults
+
+
+def export_layout(exports) -> list:
+    """What of the export layout (writers.ExportOptions) goes into cache keys: only what differs from the
+    default, so keys made before these options existed stay valid."""
+    from .writers import ExportOptions
+
+    default = asdict(ExportOptions())
+    layout = sorted((k, v) for k, v in asdict(exports or ExportOptions()).items() if v != default[k])
+    return [layout] if layout else []
 
 
 @dataclass(frozen=True)
@@ -232,7 +243,7 @@ class Worker:
             naming = self._cached(ep, "naming", name_key, lambda: pipeline.naming_stage(samples, diarization, o),
                                   _dump_naming, _load_naming)
             transcript_key = digest("transcript/1", asr_key, name_key, ep, task.source, dict(task.metadata), names)
-            exports_key = digest("exports/1", transcript_key, list(s.formats))
+            exports_key = digest("exports/1", transcript_key, list(s.formats), *export_layout(s.exports))
             outputs = task.outputs
             if (not s.force and task.done_keys.get("exports") == exports_key and outputs
                     and all((self.out / name).exists() for name in outputs)):
@@ -244,7 +255,7 @@ class Worker:
                         diarization=diarization, naming=naming, engines=names, metadata=task.metadata,
                         damage=pipeline.audio.damage_of(samples),
                     )
-                    written = write_transcript(transcript, self.out, list(s.formats))
+                    written = write_transcript(transcript, self.out, list(s.formats), options=s.exports)
                     outputs = tuple(sorted(os.path.relpath(p, self.out) for p in written))
                     info["outputs"] = list(outputs)
         except _StageFailed as f:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from .transcribe import build_options, engine_options, preflight
+from .transcribe import build_exports, build_options, engine_options, preflight
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -200,7 +200,8 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor
     renderer = RichProgress() if sys.stderr.isatty() else PlainLog()
     with renderer:
         summary = run_batch(
-            inputs, out_dir, options=options, formats=formats, index_dir=kw["index_dir"], workers=workers,
+            inputs, out_dir, options=options, formats=formats, exports=build_exports(kw), index_dir=kw["index_dir"],
+            workers=workers,
             executor=executor, scheduler=scheduler, retry_failed=retry_failed, force=force, hook=renderer, argv=shlex.join(["majlis", *sys.argv[1:]]),
         )
     print_summary(summary)

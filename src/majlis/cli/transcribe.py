@@ -59,11 +59,29 @@ def engine_options(f):
                      help="--no-diarize: one speaker, no diarizer (--diarizer none)."),
         click.option("--format", "formats", default="all", show_default=True,
                      help="Comma-separated: json,srt,vtt,txt,tsv,rttm,podcast,html,docx or all."),
+        click.option("--subtitles", "subtitle_style", type=click.Choice(["broadcast", "podcast"]), default="broadcast",
+                     show_default=True, help="srt/vtt line width: broadcast 42 characters, podcast 32."),
+        click.option("--max-line-width", type=click.IntRange(1, 1000),
+                     help="srt/vtt: characters a line (overrides --subtitles)."),
+        click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True,
+                     help="srt/vtt: lines a cue."),
+        click.option("--highlight-words", type=click.BOOL, is_flag=False, flag_value=True, default=False,
+                     help="srt/vtt: one cue per word, the word underlined, as whisper."),
+        click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment."),
         click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Also add transcripts to this index."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def build_exports(kw: dict):
+    """The export layout the subtitle and podcast options ask for (writers.ExportOptions)."""
+    from ..writers import PRESETS, ExportOptions
+
+    return ExportOptions(max_line_width=kw["max_line_width"] or PRESETS[kw["subtitle_style"]],
+                         max_line_count=kw["max_line_count"], highlight_words=kw["highlight_words"],
+                         podcast_words=kw["podcast_words"])
 
 
 def build_options(kw: dict):
@@ -138,33 +156,22 @@ def preflight(probes, options, out_dir: Path, index_dir: Path | None) -> None:
               help="A recording that decodes with errors is an error (exit 2), not a transcript marked damaged.")
 @click.option("--verbose", type=click.BOOL, is_flag=False, flag_value=True, default=True, show_default=True,
               help="False: no progress bar and no summary line (errors and warnings still show).")
-@click.option("--subtitles", "subtitle_style", type=click.Choice(["broadcast", "podcast"]), default="broadcast",
-              show_default=True, help="srt/vtt line width: broadcast 42 characters, podcast 32.")
-@click.option("--max-line-width", type=click.IntRange(1, 1000),
-              help="srt/vtt: characters a line (overrides --subtitles).")
-@click.option("--max-line-count", type=click.IntRange(1, 100), default=2, show_default=True,
-              help="srt/vtt: lines a cue.")
-@click.option("--highlight-words", type=click.BOOL, is_flag=False, flag_value=True, default=False,
-              help="srt/vtt: one cue per word, the word underlined, as whisper.")
-@click.option("--podcast-words", is_flag=True, help="podcast JSON: one entry per word instead of per segment.")
 @click.option("--force", is_flag=True,
               help="Start over: redo every stage instead of reusing what an earlier run finished (<out>/.majlis/), "
                    "and overwrite a transcript corrected in `majlis serve --edit`.")
 @engine_options
-def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool,
-                       subtitle_style: str, max_line_width: int | None, max_line_count: int, highlight_words: bool,
-                       podcast_words: bool, force: bool, strict: bool, **kw) -> None:
+def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | None, verbose: bool, force: bool,
+                       strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
     from ..resume import stage_cache
-    from ..writers import PRESETS, ExportOptions, parse_formats, write_transcript
+    from ..writers import parse_formats, write_transcript
 
     if episode and len(audio) > 1:
         raise UsageError("--episode names one episode: give one AUDIO file with it")
     formats = parse_formats(kw["formats"])
-    exports = ExportOptions(max_line_width=max_line_width or PRESETS[subtitle_style], max_line_count=max_line_count,
-                            highlight_words=highlight_words, podcast_words=podcast_words)
+    exports = build_exports(kw)
     options = build_options(kw)
     probes = [audio_io.probe(path) for path in audio]  # every input is checked before any model loads
     preflight(probes, options, out_dir, kw["index_dir"])
