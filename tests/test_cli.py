@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,27 @@ def assert_one_line_error_after_warning(proc, *needles: str) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("majlis: error: ")]
     assert len(errors) == 1 and all(n.lower() in errors[0].lower() for n in needles), proc.stderr
+
+
+@pytest.mark.slow
+def test_batch_records_a_damaged_recording_as_done_damaged_or_fails_it_with_strict(glitched, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy(glitched, src / "glitch.mp3")
+    out = tmp_path / "out"
+    engines = ("--asr", "sphinx", "--diarizer", "none")
+    proc = majlis("batch", str(src), "--out", str(out), *engines)
+    assert proc.returncode == 0, proc.stderr
+    assert "glitch done" in proc.stderr and "damaged: decoded with" in proc.stderr
+    assert json.loads((out / "glitch.json").read_text())["damaged"] is True
+    status = majlis("batch-status", "--out", str(out))
+    assert status.returncode == 0 and "1 done (1 damaged)" in status.stdout
+    assert f"glitch: {src / 'glitch.mp3'}: damaged: decoded with" in status.stdout
+
+    # --strict: the same file fails at decode, one line naming it and the cause; the run exits 1
+    strict = majlis("batch", str(src), "--out", str(out), *engines, "--strict")
+    assert strict.returncode == 1, strict.stderr
+    assert "Traceback" not in strict.stderr and "glitch FAILED at decode" in strict.stderr
+    assert "--strict: not transcribed" in strict.stderr
+    report = majlis("batch-status", "--out", str(out))
+    assert report.returncode == 1 and "0 done, 1 failed" in report.stdout

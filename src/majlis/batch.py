@@ -172,11 +172,11 @@ class _Run:
             stage = "index" if error else ""
         fields = {"sha256": r.sha256, "duration": r.duration, "plan": plan}
         if r.ok and not error:
-            self.ledger.set_episode(ep, status="done", error=None, failed_stage=None,
+            self.ledger.set_episode(ep, status="done", error=r.damaged or None, failed_stage=None,
                                     transcript_key=r.transcript_key, outputs=r.outputs, **fields)
             self.done += 1
             self.audio += r.duration or 0.0
-            self.emit(BatchEvent("file", ep, status="done", seconds=r.duration or 0.0))
+            self.emit(BatchEvent("file", ep, status="done", seconds=r.duration or 0.0, error=r.damaged))
         else:
             self.ledger.set_episode(ep, status="failed", error=error, failed_stage=stage, **fields)
             self.failed += 1
@@ -211,6 +211,7 @@ def run_batch(
     options: Any = None,
     formats: Sequence[str] = ("json",),
     exports: Any = None,
+    strict: bool = False,
     index_dir: str | os.PathLike | None = None,
     workers: int = 1,
     retry_failed: bool = False,
@@ -226,7 +227,8 @@ def run_batch(
 
     `executor`: "local" (this process, or a pool of `workers` processes) or "dask" (the cluster whose scheduler
     is at `scheduler`, else a LocalCluster of `workers` processes; majlis.batch_dask). `exports`: the layout of
-    the subtitle and podcast exports (writers.ExportOptions; default: as `transcribe`'s).
+    the subtitle and podcast exports (writers.ExportOptions; default: as `transcribe`'s). A recording that
+    decodes with errors is transcribed from what decoded and recorded "done, damaged"; `strict`: it fails.
     """
     if retry_failed and force:
         raise UsageError("--retry-failed and --force contradict each other: choose one")
@@ -256,8 +258,9 @@ def run_batch(
         enrollment_clips(Path(options.speakers_dir))  # a bad --speakers folder is a usage error, not N failures
     jobs = discover(inputs, exclude=out)
     formats = tuple(dict.fromkeys(["json", *formats]))
-    settings = Settings(options, str(out), formats, naming_fingerprint(options), force, exports)
-    base = digest(options_fingerprint(options), settings.speakers_hash, list(formats), *export_layout(exports))
+    settings = Settings(options, str(out), formats, naming_fingerprint(options), force, exports, strict)
+    base = digest(options_fingerprint(options), settings.speakers_hash, list(formats), *export_layout(exports),
+                  *(["strict"] if strict else []))
     hook = hook or (lambda e: None)
     t0 = time.monotonic()
     out.mkdir(parents=True, exist_ok=True)
@@ -441,6 +444,7 @@ class BatchStatus:
     pending: int
     audio_seconds: float  # of every done episode
     failures: tuple[Failure, ...]
+    damaged: tuple[Failure, ...] = ()  # done from what decoded: the decoder concealed errors
 
 
 def _summary_of(r: RunRow, failures: tuple[Failure, ...]) -> BatchSummary:
@@ -465,4 +469,5 @@ def batch_status(out_dir: str | os.PathLike) -> BatchStatus:
             len(rows), sum(r.status == "done" for r in rows), len(failures),
             sum(r.status not in ("done", "failed") for r in rows),
             sum(r.duration or 0.0 for r in rows if r.status == "done"), failures,
+            tuple(Failure(r.episode, r.source, "decode", r.error) for r in rows if r.status == "done" and r.error),
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from .collection import digest, file_sha256
-from .errors import MajlisError
+from .errors import AudioError, MajlisError
 from .ledger import STATE_DIR
 from .stagecache import read_cache, stage_keys, write_cache
 
@@ -79,6 +79,15 @@ class Settings:
     speakers_hash: str
     force: bool = False
     exports: Any = None  # writers.ExportOptions; None: the defaults
+    strict: bool = False  # a recording that decodes with errors fails instead of being transcribed, marked damaged
+
+
+def damage_note(damage) -> str:
+    """The ledger's line for a recording transcribed from what decoded (types.Damage), "" when it was clean."""
+    if damage is None:
+        return ""
+    missing = f", {damage.missing:.1f} s missing" if damage.missing else ""
+    return f"damaged: decoded with {damage.errors} error{'s' * (damage.errors != 1)}{missing} ({damage.first_error})"
 
 
 def export_layout(exports) -> list:
@@ -111,6 +120,7 @@ class FileResult:
     duration: float | None = None
     transcript_key: str | None = None
     outputs: tuple[str, ...] = ()
+    damaged: str = ""  # the recording decoded with errors, concealed: what the ledger says of it
 
 
 # worker side ------------------------------------------------------------------------------------------
@@ -232,6 +242,9 @@ class Worker:
                 samples = pipeline.decode_stage(task.source)
                 sha = file_sha256(task.source)
                 duration = len(samples) / SAMPLE_RATE
+                damage = pipeline.audio.damage_of(samples)
+                if damage is not None and s.strict:
+                    raise AudioError(f"{task.source}: damaged ({damage.first_error}; --strict: not transcribed)")
                 info.update(key=sha, sha256=sha, duration=duration)
             hook = self._hook(ep)
             asr_key, dia_key, name_key = stage_keys(sha, names, o, s.speakers_hash)
@@ -253,14 +266,15 @@ class Worker:
                     transcript = pipeline.assemble(
                         episode=ep, audio_path=task.source, samples=samples, asr_result=asr,
                         diarization=diarization, naming=naming, engines=names, metadata=task.metadata,
-                        damage=pipeline.audio.damage_of(samples),
+                        damage=damage,
                     )
                     written = write_transcript(transcript, self.out, list(s.formats), options=s.exports)
                     outputs = tuple(sorted(os.path.relpath(p, self.out) for p in written))
                     info["outputs"] = list(outputs)
         except _StageFailed as f:
             return FileResult(ep, False, f.stage, f.message, sha256=sha, duration=duration)
-        return FileResult(ep, True, sha256=sha, duration=duration, transcript_key=transcript_key, outputs=outputs)
+        return FileResult(ep, True, sha256=sha, duration=duration, transcript_key=transcript_key, outputs=outputs,
+                          damaged=damage_note(damage))
 
 
 _WORKER: Worker | None = None

@@ -70,7 +70,7 @@ class PlainLog:
         elif e.kind == "stage" and e.status == "reused":
             self._line(f"{tag} {e.stage} reused (cached)")
         elif e.kind == "file" and e.status == "done":
-            self._line(f"{tag} done ({_fmt_duration(e.seconds)} of audio)")
+            self._line(f"{tag} done ({_fmt_duration(e.seconds)} of audio){', ' + e.error if e.error else ''}")
         elif e.kind == "file" and e.status == "indexed":
             self._line(f"{tag} added to the index (transcribed earlier)")
         elif e.kind == "file" and e.status == "failed":
@@ -124,6 +124,9 @@ class RichProgress:
             task = self.files.pop(e.episode, None)
             if task is not None:
                 p.remove_task(task)
+            if e.status == "done" and e.error:
+                self.console.print(f"[yellow]done, {e.error}[/yellow] [{e.position}/{e.total}] {e.episode}",
+                                   markup=True, highlight=False)
             if e.status == "failed":
                 self.console.print(f"[red]FAILED[/red] [{e.position}/{e.total}] {e.episode} at {e.stage}: {e.error}",
                                    markup=True, highlight=False)
@@ -171,9 +174,12 @@ def print_summary(summary, *, title: str = "majlis batch") -> None:
 @click.option("--retry-failed", is_flag=True, help="Retry only the files that failed before.")
 @click.option("--force", is_flag=True, help="Redo every stage of every file, ignoring the ledger and caches (and overwriting transcripts "
                    "corrected in `majlis serve --edit`).")
+@click.option("--strict", is_flag=True,
+              help="A recording that decodes with errors fails (see batch-status) instead of being transcribed from "
+                   "what decoded and recorded as done, damaged.")
 @engine_options
 def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor: str, scheduler: str | None,
-                  retry_failed: bool, force: bool, **kw) -> None:
+                  retry_failed: bool, force: bool, strict: bool, **kw) -> None:
     """Transcribe a whole collection: folders (recursed), globs, or manifests (.txt one path per line;
     .csv with a path column and optional episode, title, date, ... columns).
 
@@ -200,7 +206,8 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor
     renderer = RichProgress() if sys.stderr.isatty() else PlainLog()
     with renderer:
         summary = run_batch(
-            inputs, out_dir, options=options, formats=formats, exports=build_exports(kw), index_dir=kw["index_dir"],
+            inputs, out_dir, options=options, formats=formats, exports=build_exports(kw), strict=strict,
+            index_dir=kw["index_dir"],
             workers=workers,
             executor=executor, scheduler=scheduler, retry_failed=retry_failed, force=force, hook=renderer, argv=shlex.join(["majlis", *sys.argv[1:]]),
         )
@@ -220,8 +227,13 @@ def batch_status_command(out_dir: Path) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status.started)) if status.started else "?"
         click.echo(f"last run: {when} ({status.last_run.status}): {status.argv}")
         print_summary(replace(status.last_run, failures=()), title="last run")
-    click.echo(f"ledger: {status.episodes} episodes: {status.done} done, {status.failed} failed, "
+    damaged = f" ({len(status.damaged)} damaged)" if status.damaged else ""
+    click.echo(f"ledger: {status.episodes} episodes: {status.done} done{damaged}, {status.failed} failed, "
                f"{status.pending} not done; {status.audio_seconds / 3600:.3f} h of audio transcribed")
+    if status.damaged:
+        click.echo(f"{len(status.damaged)} done, damaged (transcribed from what decoded; --strict fails them):")
+        for d in status.damaged:
+            click.echo(f"  {d.episode}: {d.source}: {d.error}")
     if status.failures:
         click.echo(f"{len(status.failures)} failed:")
         for f in status.failures:
