@@ -352,6 +352,40 @@ def test_subtitle_options_rewrite_only_the_exports(corpus, reference, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes_it(corpus, reference, tmp_path, monkeypatch):
+    import errno
+
+    import majlis.writers
+    from majlis.files import _output_error
+    from majlis.pipeline import Options
+
+    real, calls = majlis.writers.write_transcript, []
+
+    def fills_up(transcript, out_dir, *a, **k):  # the disk fills while the second file's exports are written
+        calls.append(transcript.episode)
+        if len(calls) == 2:
+            raise _output_error(OSError(errno.ENOSPC, "No space left on device"), Path(out_dir))
+        return real(transcript, out_dir, *a, **k)
+
+    monkeypatch.setattr(majlis.writers, "write_transcript", fills_up)
+    out = tmp_path / "out"
+    options = Options(asr="sphinx", diarizer="builtin")
+    summary = run_batch([corpus["src"]], out, options=options, formats=["json", "srt"], workers=1)
+    assert summary.exit_code == 1 and "No space left on device: free some space" in summary.stopped
+    assert summary.done == 1 and summary.failed == 1 and summary.not_done == 5  # nothing after the second began
+    status = episode_status(out)
+    assert [s for s, _ in status.values()].count("done") == 1
+    [failed] = [e for e in status.values() if e[0] == "failed"]
+    assert "free some space and run it again" in failed[1]
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp*"))
+
+    monkeypatch.setattr(majlis.writers, "write_transcript", real)  # space freed: the same run again finishes it
+    again = run_batch([corpus["src"]], out, options=options, formats=["json", "srt"], workers=1)
+    assert not again.stopped and again.done == 3 and again.skipped == 1
+    assert {ep for ep, (s, _) in episode_status(out).items() if s == "done"} == set(corpus["good"])
+
+
+@pytest.mark.slow
 def test_a_deleted_index_is_rebuilt_from_the_transcripts(corpus, reference, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(reference["out"], out, ignore=shutil.ignore_patterns("index"))

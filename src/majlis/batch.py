@@ -25,10 +25,10 @@ from typing import Any, Callable, Sequence
 
 from .batch_worker import (
     BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, export_layout,
-    process_file,
+    is_disk_full, process_file,
 )
 from .collection import Job, assign_episodes, digest, discover, options_fingerprint
-from .errors import ModelError, UsageError
+from .errors import MajlisError, ModelError, UsageError
 from .ledger import STATE_DIR, Ledger, OutLock, RunRow
 from .voices import naming_fingerprint
 
@@ -60,6 +60,7 @@ class BatchSummary:
     wall_seconds: float
     failures: tuple[Failure, ...] = ()
     status: str = "finished"  # finished | interrupted | running | aborted
+    stopped: str = ""  # why the run stopped before trying every file (a full disk), "" when it did not
 
     @property
     def real_time_factor(self) -> float | None:
@@ -90,6 +91,7 @@ class _Run:
         self._index = None
         self._index_fresh = False
         self._logged: set[str] = set()
+        self.stopped = ""  # set when a disk fills: no further file is started
 
     def emit(self, e: BatchEvent) -> None:
         self.hook(replace(e, position=self.positions.get(e.episode, 0), total=self.total))
@@ -160,6 +162,8 @@ class _Run:
         except Exception as e:
             message = error_line(e)
             self.on_event(BatchEvent("stage", ep, "index", "failed", time.perf_counter() - t0, message))
+            if is_disk_full(e):
+                self.stopped = message
             return message
         self.on_event(BatchEvent("stage", ep, "index", "done", time.perf_counter() - t0, key=key))
         return None
@@ -178,6 +182,10 @@ class _Run:
             self.audio += r.duration or 0.0
             self.emit(BatchEvent("file", ep, status="done", seconds=r.duration or 0.0, error=r.damaged))
         else:
+            if r.disk_full:
+                self.stopped = error
+            if error == self.stopped:  # no plan: the next run tries it again, once there is room
+                fields["plan"] = None
             self.ledger.set_episode(ep, status="failed", error=error, failed_stage=stage, **fields)
             self.failed += 1
             self.emit(BatchEvent("file", ep, stage, "failed", error=error or ""))
@@ -273,10 +281,14 @@ def run_batch(
         try:
             summary = _run(state, jobs, base, retry_failed, force, workers, executor_factory, max_tasks_per_child, t0)
         except BaseException as e:
-            ledger.update_run(run, finished=time.time(), wall_seconds=time.monotonic() - t0,
-                              status="aborted" if isinstance(e, ModelError) else "interrupted")
+            try:
+                ledger.update_run(run, finished=time.time(), wall_seconds=time.monotonic() - t0,
+                                  status="aborted" if isinstance(e, ModelError) else "interrupted")
+            except MajlisError:  # the ledger's disk is full too: the error that stopped the run is the one to tell
+                pass
             raise
-        ledger.update_run(run, finished=time.time(), status="finished", skipped=summary.skipped,
+        ledger.update_run(run, finished=time.time(), status="stopped: disk full" if summary.stopped else "finished",
+                          skipped=summary.skipped,
                           failed_earlier=summary.failed_earlier, wall_seconds=summary.wall_seconds)
         return summary
 
@@ -338,7 +350,7 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
             if row.status == "failed":
                 failures.append(Failure(job.episode, job.source, row.failed_stage or "", row.error or ""))
     return BatchSummary(len(jobs), state.done, skipped, state.failed, failed_earlier, not_done, state.audio,
-                        time.monotonic() - t0, tuple(failures))
+                        time.monotonic() - t0, tuple(failures), stopped=state.stopped)
 
 
 def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_factory, max_tasks_per_child) -> None:
@@ -420,6 +432,9 @@ def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_fact
             for job, plan, result in finished:
                 fruitless_restarts = 0
                 state.finish(job, plan, result)
+            if state.stopped:  # a full disk: what is in flight finishes (or fails); nothing new starts
+                pending.clear()
+                suspects.clear()
             if broken:
                 fruitless_restarts += 1
                 executor.close(cancel=True)

@@ -121,15 +121,27 @@ class FileResult:
     transcript_key: str | None = None
     outputs: tuple[str, ...] = ()
     damaged: str = ""  # the recording decoded with errors, concealed: what the ledger says of it
+    disk_full: bool = False  # it failed because a disk is full: the run stops, to be run again once there is room
 
 
 # worker side ------------------------------------------------------------------------------------------
 
 
 class _StageFailed(Exception):
-    def __init__(self, stage: str, message: str):
+    def __init__(self, stage: str, message: str, disk_full: bool = False):
         super().__init__(message)
-        self.stage, self.message = stage, message
+        self.stage, self.message, self.disk_full = stage, message, disk_full
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """No space left (or over quota) where something was being written, whichever layer said it."""
+    import errno
+
+    while e is not None:
+        if getattr(e, "disk_full", False) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _dump_asr(r) -> dict:
@@ -200,7 +212,7 @@ class Worker:
         except Exception as e:  # one bad file must never stop the run: record it and move on
             message = error_line(e)
             self.emit(BatchEvent("stage", episode, stage, "failed", time.perf_counter() - t0, message))
-            raise _StageFailed(stage, message) from None
+            raise _StageFailed(stage, message, is_disk_full(e)) from None
         self.emit(BatchEvent("stage", episode, stage, "done", time.perf_counter() - t0, key=info.pop("key", key),
                              info=info))
 
@@ -272,7 +284,7 @@ class Worker:
                     outputs = tuple(sorted(os.path.relpath(p, self.out) for p in written))
                     info["outputs"] = list(outputs)
         except _StageFailed as f:
-            return FileResult(ep, False, f.stage, f.message, sha256=sha, duration=duration)
+            return FileResult(ep, False, f.stage, f.message, sha256=sha, duration=duration, disk_full=f.disk_full)
         return FileResult(ep, True, sha256=sha, duration=duration, transcript_key=transcript_key, outputs=outputs,
                           damaged=damage_note(damage))
 

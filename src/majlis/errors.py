@@ -24,6 +24,10 @@ class OutputError(MajlisError):
 
     exit_code = 2
 
+    def __init__(self, message: str, *, disk_full: bool = False):
+        super().__init__(message)
+        self.disk_full = disk_full  # no space or over quota: nothing else will fit either until space is freed
+
 
 class ModelError(MajlisError):
     """An engine or its weights cannot be loaded."""

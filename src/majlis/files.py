@@ -75,7 +75,8 @@ def _output_error(e: OSError, path: Path) -> OutputError:
     folder = path if path.is_dir() else path.parent
     hint = {errno.ENOSPC: ": free some space and run it again", errno.EDQUOT: ": over the disk quota",
             errno.EROFS: ": a read-only file system", errno.EACCES: ": permission denied"}.get(e.errno, "")
-    return OutputError(f"{folder}: cannot write there ({e.strerror or e}{hint})")
+    return OutputError(f"{folder}: cannot write there ({e.strerror or e}{hint})",
+                       disk_full=e.errno in (errno.ENOSPC, errno.EDQUOT))
 
 
 def check_writable(folder: str | os.PathLike, what: str, *, need: int = 0) -> None:

@@ -283,7 +283,8 @@ class Index:
     def _raise_output(self, e: BaseException) -> None:
         if isinstance(e, OSError):
             hint = ": free some space and run it again" if e.errno == errno.ENOSPC else ""
-            raise OutputError(f"{self.path}: cannot write the index ({e.strerror or e}{hint})") from None
+            raise OutputError(f"{self.path}: cannot write the index ({e.strerror or e}{hint})",
+                              disk_full=e.errno in (errno.ENOSPC, errno.EDQUOT)) from None
 
     def optimize(self) -> None:
         """Merge the index into one whoosh segment. Each commit adds a segment and whoosh merges only small

@@ -232,9 +232,16 @@ class Ledger:
         self.close()
 
     def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._db:  # one transaction per record: each is durable on its own
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(sql, params)
+        try:
+            with self._db:  # one transaction per record: each is durable on its own
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(sql, params)
+        except sqlite3.OperationalError as e:
+            # SQLite rolled the record back: the ledger holds what it held before, and the run cannot go on.
+            full = "full" in str(e) or "quota" in str(e)
+            raise OutputError(f"{self.path}: cannot write the batch ledger ({e}"
+                              f"{': free some space and run the same command again' if full else ''})",
+                              disk_full=full) from None
 
     # episodes -----------------------------------------------------------------------------------------
 

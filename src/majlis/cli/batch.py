@@ -153,6 +153,9 @@ def print_summary(summary, *, title: str = "majlis batch") -> None:
         f"{rtf:.2f}" if rtf is not None else "-",
     )
     console.print(table)
+    if summary.stopped:
+        click.echo(f"stopped before the other files: a disk is full ({summary.stopped}). Free some space and run "
+                   "the same command again: what finished is kept and the rest is done then.")
     if summary.failures:  # plain echo: a long path must stay on one line, copy-pasteable
         click.echo(f"{len(summary.failures)} failed:")
         for f in summary.failures:
