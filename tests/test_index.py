@@ -566,3 +566,36 @@ def test_prefixes_on_an_index_written_before_the_spoken_words_field(tmp_path, pa
     ix = Index(tmp_path / "old")
     ix.add([truth_transcript()])
     assert ix.search("betray*") and ix.search("uzbek*")  # the prefix as typed, and as stemmed
+
+
+def test_records_an_older_majlis_indexed_from_bad_transcripts_stay_readable(tmp_path):
+    # Today such transcripts are refused at load; an index made before that may still hold their records.
+    from fastapi.testclient import TestClient
+    from whoosh.index import open_dir
+
+    from majlis.web.app import create_app
+
+    with Index(tmp_path / "ix", create=True) as ix:
+        ix.add([truth_transcript()])
+    bad = {"episode": "old", "audio": "old.mp3", "duration": float("nan"), "speakers": [1, None, {"a": 1}, "Tahir"],
+           "segments": "3", "talk_time": {"Tahir": float("inf"), "Pannier": 2.5}, "title": {"x": 1}, "metadata": []}
+    nameless = {"episode": "", "speakers": []}
+    writer = open_dir(str(tmp_path / "ix")).writer()
+    for record in (bad, nameless):
+        writer.add_document(kind="meta", episode=record["episode"], meta=json.dumps(record))
+    writer.commit()
+
+    with Index(tmp_path / "ix") as ix:
+        episodes = {e["episode"]: e for e in ix.episodes()}
+        assert set(episodes) == {"panel", "old"}
+        old = episodes["old"]
+        assert old["speakers"] == ["Tahir"] and old["duration"] == 0.0 and old["talk_time"] == {"Pannier": 2.5}
+        assert old["segments"] == 0 and old["title"] == '{\'x\': 1}' and old["metadata"] == {}
+        client = TestClient(create_app(ix), base_url="http://127.0.0.1:8000")
+        assert client.get("/api/episodes").status_code == 200
+        assert client.get("/").status_code == 200
+        assert client.get("/episode/old").status_code in (200, 404)  # never a 500
+        assert client.get("/api/speakers").status_code == 200
+    proc = subprocess.run([sys.executable, "-m", "majlis", "episodes", "--index", str(tmp_path / "ix")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "old" in proc.stdout and "Traceback" not in proc.stderr, proc.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import math
 import sys
 import unicodedata
 from pathlib import Path
@@ -160,6 +161,32 @@ def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, An
     if t.metadata:
         record["metadata"] = {str(k): str(v) for k, v in t.metadata.items()}
     return record
+
+
+def _readable_record(raw: Any) -> dict[str, Any] | None:
+    """An episode record as read back. An older majlis indexed transcripts that are refused today (a number or
+    null among the speakers, NaN times, a dict for a title): such a record is made readable, field by field,
+    rather than breaking every listing and page; one without an episode id is left out."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("episode"), str) or not raw["episode"]:
+        return None
+    r = dict(raw)
+
+    def number(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+    r["speakers"] = [x for x in r.get("speakers") or () if isinstance(x, str)] if isinstance(r.get("speakers"), list) else []
+    talk = r.get("talk_time")
+    r["talk_time"] = {k: number(v) for k, v in talk.items() if isinstance(k, str) and number(v) is not None} \
+        if isinstance(talk, dict) else {}
+    r["duration"] = max(0.0, number(r.get("duration")) or 0.0)
+    for key in ("segments", "words"):
+        r[key] = int(number(r.get(key)) or 0)
+    for key in ("audio", "title", "date", "language", "transcript", "audio_path"):
+        if r.get(key) is not None and not isinstance(r[key], str):
+            r[key] = str(r[key])
+    if not isinstance(r.get("metadata", {}), dict):
+        r["metadata"] = {}
+    return r
 
 
 _WEIGHTING = fastscore.Weighting()
@@ -392,7 +419,8 @@ class Index:
 
     def _records(self, **terms) -> list[dict]:
         def run(searcher):
-            return [json.loads(d["meta"]) for d in searcher.documents(kind="meta", **terms)]
+            found = (_readable_record(json.loads(d["meta"])) for d in searcher.documents(kind="meta", **terms))
+            return [r for r in found if r is not None]
 
         return self._search_with(run)
 
