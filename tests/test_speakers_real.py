@@ -94,6 +94,31 @@ def test_voice_nobody_enrolled_is_not_given_an_absent_name(diarizer, panel, tmp_
     assert absent not in naming.mapping.values()
 
 
+@needs_voices
+def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer, tmp_path):
+    """Panel 1 on the phone line: with the samples as recorded, one reader stayed Unknown (61.5% of words by
+    name); filtered to the episode's channel first (speakers.channel_gain), all three are named, and with
+    one reader's samples swapped for an absent reader's, that reader stays Unknown."""
+    readers = panels.WOMEN[2:5]
+    panel = panels.make_panel(1, readers, seconds=60)
+    x = panels.telephone(panel.samples)
+    d = diarizer.diarize(x)
+    truth = panels.mapping(panel.turns, [(t.speaker, t.start, t.end) for t in d.exclusive])
+    naming = speakers.name_speakers(x, d, enrollment_dir=enroll_dir(panel.enrollment, tmp_path / "all"), names={})
+    assert sorted(naming.mapping.values()) == sorted(readers)
+    assert all(naming.mapping[lab] == ref for lab, ref in truth.items())
+    right = _words_right(panel.words, naming.apply(d), x, named=True)
+    assert right >= 0.92, right  # measured 0.927 (the re-checked words on their turns: 0.927 too)
+    absent = next(r for r in panels.WOMEN if r not in readers)
+    clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
+    folder = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips}, tmp_path / "mixed")
+    other = speakers.name_speakers(x, d, enrollment_dir=folder, names={})
+    stranger = [lab for lab, ref in truth.items() if ref == readers[-1]]
+    assert stranger and all(other.mapping[lab].startswith(speakers.UNKNOWN) for lab in stranger)
+    assert absent not in other.mapping.values()
+    assert all(other.mapping[lab] == ref for lab, ref in truth.items() if ref in readers[:-1])
+
+
 # ------------------------------------------------------------------------------- the decision, by hand
 
 
