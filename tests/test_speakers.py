@@ -390,7 +390,7 @@ def test_enrollment_through_the_episodes_channel(tmp_path):
     assert enrollment(tmp_path) is recorded  # matching never disturbs the cache of the recorded prints
 
 
-def test_naming_key_changes_with_channel_matching(tmp_path, monkeypatch):
+def test_naming_key_changes_with_the_naming_code(tmp_path, monkeypatch):
     from majlis import voices
     from majlis.pipeline import Options
 
@@ -398,5 +398,39 @@ def test_naming_key_changes_with_channel_matching(tmp_path, monkeypatch):
     o = Options(speakers_dir=tmp_path)
     first = voices.naming_fingerprint(o)
     assert voices.naming_fingerprint(o) == first
-    monkeypatch.setattr(speakers, "CHANNEL_VERSION", "channel/test")
+    monkeypatch.setattr(speakers, "NAMING_VERSION", "naming/test")
     assert voices.naming_fingerprint(o) != first
+    assert voices.naming_fingerprint(Options()) == ""  # nothing to name from: nothing naming's code can change
+
+
+def test_a_voice_split_in_two_takes_its_name_twice():
+    rng = np.random.default_rng(4)
+    people = _unit_rows(rng.standard_normal((4, 64)))
+    line = _unit_rows(rng.standard_normal(64))
+    enrolled = people[:3]  # A, B, C enrolled; D is not
+    # A, split by the diarizer into a long part and a short, noisier one; all on a phone line (raw cosines sink).
+    halves = _unit_rows(people[[0, 0]] + rng.standard_normal((2, 64)) / 8 * np.array([[0.2], [0.6]]))
+    heard = _unit_rows(np.vstack([halves, people[[1, 2]]]) + 0.8 * line)
+    assert (heard @ enrolled.T).max() < speakers.MATCH_THRESHOLD
+    pairs = speakers.decide(heard, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]  # one name, one voice
+    extra = speakers.split_voices(heard, enrolled, [0, 1, 2], pairs)
+    assert extra == [(1, 0)]
+    # The short part, were it someone else (D, nobody enrolled): no one's other half, though every name it
+    # could take is held.
+    other = heard.copy()
+    other[1] = _unit_rows(people[3] + 0.8 * line)
+    pairs = speakers.decide(other, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]
+    assert speakers.split_voices(other, enrolled, [0, 1, 2], pairs) == []
+    # A part that sounds like A's name but less like A's voice than SPLIT_MIN stays apart.
+    loose = heard.copy()
+    loose[1] = _unit_rows(people[0] + rng.standard_normal(64) / 8 + 0.8 * line)
+    pairs = speakers.decide(loose, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)] and loose[1] @ loose[0] < speakers.SPLIT_MIN
+    assert speakers.split_voices(loose, enrolled, [0, 1, 2], pairs) == []
+
+
+def _unit_rows(x):
+    x = np.asarray(x, float)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)

@@ -95,20 +95,23 @@ def test_voice_nobody_enrolled_is_not_given_an_absent_name(diarizer, panel, tmp_
 
 
 @needs_voices
-def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer, tmp_path):
-    """Panel 1 on the phone line: with the samples as recorded, one reader stayed Unknown (61.5% of words by
-    name); filtered to the episode's channel first (speakers.channel_gain), all three are named, and with
-    one reader's samples swapped for an absent reader's, that reader stays Unknown."""
-    readers = panels.WOMEN[2:5]
-    panel = panels.make_panel(1, readers, seconds=60)
+@pytest.mark.parametrize("seed, first, bar", [(1, 2, 0.92), (3, 1, 0.98)])
+def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer, tmp_path, seed, first, bar):
+    """Panels 1 and 3 on the phone line. Panel 1: with the samples as recorded, one reader stayed Unknown
+    (61.5% of words by name); filtered to the episode's channel first (speakers.channel_gain), all three are
+    named. Panel 3: the diarizer splits one reader in two (4 voices for 3), and both halves take her name
+    (speakers.split_voices; 82.2% of words by name before). With one reader's samples swapped for an absent
+    reader's, that reader stays Unknown, split or not, and the others keep their names."""
+    readers = panels.WOMEN[first : first + 3]
+    panel = panels.make_panel(seed, readers, seconds=60)
     x = panels.telephone(panel.samples)
     d = diarizer.diarize(x)
-    truth = panels.mapping(panel.turns, [(t.speaker, t.start, t.end) for t in d.exclusive])
+    truth = _majority(panel.turns, d)
     naming = speakers.name_speakers(x, d, enrollment_dir=enroll_dir(panel.enrollment, tmp_path / "all"), names={})
-    assert sorted(naming.mapping.values()) == sorted(readers)
+    assert sorted(set(naming.mapping.values())) == sorted(readers)
     assert all(naming.mapping[lab] == ref for lab, ref in truth.items())
     right = _words_right(panel.words, naming.apply(d), x, named=True)
-    assert right >= 0.92, right  # measured 0.927 (the re-checked words on their turns: 0.927 too)
+    assert right >= bar, right  # measured 0.927 and 0.991
     absent = next(r for r in panels.WOMEN if r not in readers)
     clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
     folder = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips}, tmp_path / "mixed")
@@ -117,6 +120,17 @@ def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer
     assert stranger and all(other.mapping[lab].startswith(speakers.UNKNOWN) for lab in stranger)
     assert absent not in other.mapping.values()
     assert all(other.mapping[lab] == ref for lab, ref in truth.items() if ref in readers[:-1])
+
+
+def _majority(turns, d) -> dict:
+    """Diarized label -> the reader it holds most of (two labels may hold one reader)."""
+    held: dict = {}
+    for t in d.exclusive:
+        for who, a, b in turns:
+            if min(b, t.end) > max(a, t.start):
+                held.setdefault(t.speaker, {}).setdefault(who, 0.0)
+                held[t.speaker][who] += min(b, t.end) - max(a, t.start)
+    return {lab: max(by, key=by.get) for lab, by in held.items()}
 
 
 # ------------------------------------------------------------------------------- the decision, by hand

@@ -43,6 +43,12 @@ RAW_FLOOR = 0.6
 # Raw cosine by which a voice must beat the episode's other voices for a name. A voice nobody enrolled
 # paired with an absent one came within 0.00-0.04 of the runner-up; true pairs 0.08-0.17, one 0.037.
 COLUMN_GAP = 0.05
+# Raw cosine between two diarized voices at or above which a left-over one may share a name (split_voices):
+# a reader split in two on a phone line 0.90 between the halves; different readers of one panel <= 0.84.
+SPLIT_MIN = 0.87
+# In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
+# module can name an episode's speakers differently.
+NAMING_VERSION = "naming/2"  # clips matched to the episode's channel; a voice split in two named twice
 CLOSE_NAMES = 0.03  # two enrolled names this close for one voice: warn
 CLOSE_THRESHOLD = 0.02  # a match this close to the threshold: warn
 UNKNOWN = "Unknown"
@@ -61,7 +67,6 @@ CHANNEL_SMOOTH = 5  # bands averaged (in dB) either side: the spectra's shapes, 
 CHANNEL_REF_QUANTILE = 0.9  # the level offset between the two: the bands the episode carries best
 CHANNEL_MIN_BANDS = 4  # a stretch of fewer bands (125 Hz) past the gap is left alone
 CHANNEL_FLOOR_DB = -100.0  # the most a band is attenuated
-CHANNEL_VERSION = "channel/1"  # in naming's cache key (voices.naming_fingerprint): bump when matching changes
 
 
 @dataclass(frozen=True)
@@ -141,9 +146,12 @@ def name_speakers(
             heard = np.stack([embedded[lab] for lab in rows])
             enrolled = np.stack([voices[n] for n in voices])
             cols = [list(voices).index(n) for n in candidates]
-            for i, j in decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices)):
+            pairs = decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices))
+            if threshold is None:
+                pairs += split_voices(heard, enrolled, cols, pairs)
+            for i, j in pairs:
                 matched[rows[i]] = list(voices)[j]
-                scores[list(voices)[j]] = round(float(heard[i] @ enrolled[j]), 4)
+                scores.setdefault(list(voices)[j], round(float(heard[i] @ enrolled[j]), 4))
     unknown = 0
     for lab in open_labels:
         if lab in matched:
@@ -197,6 +205,36 @@ def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: 
         # Warn on the scores the decision rested on: a match the centred test also makes is not on a knife edge.
         _warn_if_close(raw if centred is None else centred, raw, i, j, bar, by_raw or by_centred,
                        not by_centred, rows, names, cols)
+    return out
+
+
+def split_voices(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], pairs: list[tuple[int, int]]
+                 ) -> list[tuple[int, int]]:
+    """More (row, name) pairs for voices `decide` left unnamed: one the diarizer split off a named voice
+    takes that name too. A left-over voice qualifies when, centred as `decide` centres, its best name is one
+    already taken, by at least CENTRED_MIN and CENTRED_MARGIN over its other names, with a raw cosine of
+    RAW_FLOOR or more, and it sounds like the voice holding that name (raw cosine SPLIT_MIN or more) more
+    than like any other voice of the episode."""
+    a, b = _centred(heard), _centred(enrolled)
+    if a is None or b is None:
+        return []
+    holder = {j: i for i, j in pairs}
+    centred, raw, voices = a @ b[cols].T, heard @ enrolled[cols].T, heard @ heard.T
+    out = []
+    for i in range(len(heard)):
+        if i in {r for r, _ in pairs}:
+            continue
+        k = int(np.argmax(centred[i]))
+        j = cols[k]
+        if j not in holder:
+            continue
+        others = np.delete(centred[i], k)
+        alike = np.delete(voices[i], i)
+        if (centred[i, k] >= CENTRED_MIN and centred[i, k] - (others.max() if len(others) else -1.0) >= CENTRED_MARGIN
+                and raw[i, k] >= RAW_FLOOR and voices[i, holder[j]] >= SPLIT_MIN
+                and voices[i, holder[j]] >= alike.max()):
+            log.info("speakers: voice %d is %s's too (a split of one voice: %.3f alike)", i, j, voices[i, holder[j]])
+            out.append((i, j))
     return out
 
 
