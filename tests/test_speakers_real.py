@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import panels  # noqa: E402
-from speakers import enroll_dir  # noqa: E402
+from speakers import enroll_dir, majority  # noqa: E402
 
 pytestmark = pytest.mark.slow
 needs_voices = pytest.mark.skipif(not panels.reader_clips(panels.WOMEN[0]), reason="shared LibriSpeech voices absent")
@@ -106,7 +106,7 @@ def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer
     panel = panels.make_panel(seed, readers, seconds=60)
     x = panels.telephone(panel.samples)
     d = diarizer.diarize(x)
-    truth = _majority(panel.turns, d)
+    truth = majority(panel.turns, d)
     naming = speakers.name_speakers(x, d, enrollment_dir=enroll_dir(panel.enrollment, tmp_path / "all"), names={})
     assert sorted(set(naming.mapping.values())) == sorted(readers)
     assert all(naming.mapping[lab] == ref for lab, ref in truth.items())
@@ -120,17 +120,6 @@ def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer
     assert stranger and all(other.mapping[lab].startswith(speakers.UNKNOWN) for lab in stranger)
     assert absent not in other.mapping.values()
     assert all(other.mapping[lab] == ref for lab, ref in truth.items() if ref in readers[:-1])
-
-
-def _majority(turns, d) -> dict:
-    """Diarized label -> the reader it holds most of (two labels may hold one reader)."""
-    held: dict = {}
-    for t in d.exclusive:
-        for who, a, b in turns:
-            if min(b, t.end) > max(a, t.start):
-                held.setdefault(t.speaker, {}).setdefault(who, 0.0)
-                held[t.speaker][who] += min(b, t.end) - max(a, t.start)
-    return {lab: max(by, key=by.get) for lab, by in held.items()}
 
 
 # ------------------------------------------------------------------------------- the decision, by hand
