@@ -305,3 +305,132 @@ def test_unenrolled_voice_becomes_unknown(conversation, tmp_path):
     assert sorted(naming.mapping.values()) == ["Ada", "Bram", "Unknown 1"]
     reference = [dict(t, speaker="Unknown 1" if t["speaker"] == "Chen" else t["speaker"]) for t in truth]
     assert _ier(reference, naming.apply(diarization)) <= 0.05
+
+
+# ------------------------------------------------------------------------- enrollment heard through the episode
+
+
+def _band(lo: float, hi: float) -> np.ndarray:
+    """Which CHANNEL_FFT bands lie between lo and hi Hz."""
+    f = np.fft.rfftfreq(speakers.CHANNEL_FFT, 1 / SR)
+    return (f >= lo) & (f <= hi)
+
+
+def _speech_like_spectrum(rng) -> np.ndarray:
+    """dB per band: a falling speech-like tilt with a few dB of ripple."""
+    f = np.fft.rfftfreq(speakers.CHANNEL_FFT, 1 / SR)
+    return -20 * np.log10(1 + f / 500) + rng.normal(0, 2, len(f))
+
+
+def test_channel_gain_cuts_what_a_phone_line_drops():
+    rng = np.random.default_rng(1)
+    studio = _speech_like_spectrum(rng)
+    phone = studio - 7.0 + rng.normal(0, 2, len(studio))  # another level, the same shape in the band...
+    phone[~_band(300, 3400)] -= 50.0  # ...and 50 dB less outside 300-3,400 Hz
+    gain = speakers.channel_gain(phone, studio)
+    assert (gain <= 0).all(), "never a boost"
+    assert (gain[_band(400, 3300)] == 0).all(), "the band the line carries is left as it is"
+    for outside in (_band(0, 200), _band(3500, 8000)):
+        assert np.all((gain[outside] < -40) & (gain[outside] > -60)), gain[outside]
+
+
+def test_channel_gain_leaves_the_same_channel_alone():
+    rng = np.random.default_rng(2)
+    sample = _speech_like_spectrum(rng)
+    # Another mix of voices on the same line: up to 10 dB apart here and there, and one band 30 dB down.
+    episode = sample + 12.0 + rng.uniform(-10, 10, len(sample))
+    episode[100] -= 30.0
+    assert not (speakers.channel_gain(episode, sample) < 0).any()
+    # A sample cut at 4 kHz against a full-band episode: what it lacks is no reason to cut the rest.
+    short = sample.copy()
+    short[_band(4000, 8000)] -= 60.0
+    assert not (speakers.channel_gain(sample, short) < 0).any()
+
+
+def test_speech_spectrum_and_apply_gain_bring_a_sample_to_the_line():
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(10 * SR).astype(np.float32) * 0.1
+    line = np.where(_band(300, 3400), 0.0, -60.0)
+    phone = speakers.apply_gain(noise[: 5 * SR], line)  # an "episode" on the line
+    studio = noise[5 * SR :]  # a "sample" of the same source, full band
+    episode, sample = speakers.speech_spectrum(phone), speakers.speech_spectrum(studio)
+    assert episode[_band(3800, 7000)].max() < episode[_band(500, 3000)].min() - 40
+    gain = speakers.channel_gain(episode, sample)
+    matched = speakers.speech_spectrum(speakers.apply_gain(studio, gain))
+    inside = _band(500, 3000)
+    assert np.ptp(matched[inside] - sample[inside]) < 1.5, "the band itself keeps its shape"
+    # (dB relative to each one's total power: the sample and the episode now agree in and out of the band)
+    assert np.abs(matched[inside] - episode[inside]).max() < 2.5  # two halves of the noise: a dB or two per band
+    assert np.abs(matched[_band(3800, 7000)] - episode[_band(3800, 7000)]).max() < 6.0
+    # Deterministic, and the same channel changes nothing.
+    assert np.array_equal(gain, speakers.channel_gain(episode, sample))
+    assert not (speakers.channel_gain(speakers.speech_spectrum(noise), sample) < 0).any()
+    # Spans pick the frames: silence outside them is not averaged in.
+    padded = np.concatenate([np.zeros(SR, np.float32), studio])
+    within = speakers.speech_spectrum(padded, [(1.0, 6.0)])
+    assert np.abs(within - sample).max() < 1.0
+    assert speakers.speech_spectrum(np.zeros(100, np.float32)) is None
+
+
+def test_enrollment_through_the_episodes_channel(tmp_path):
+    shutil.copy(SPEAKERS / "Tahir.mp3", tmp_path / "Tahir.mp3")
+    recorded = enrollment(tmp_path)
+    clip = decode(tmp_path / "Tahir.mp3")
+    # The same channel: the voiceprint as recorded, not embedded again.
+    same = enrollment(tmp_path, channel=speakers.speech_spectrum(clip))
+    assert np.array_equal(same["Tahir"], recorded["Tahir"])
+    phone = speakers.apply_gain(clip, np.where(_band(300, 3400), 0.0, -60.0))
+    heard = enrollment(tmp_path, channel=speakers.speech_spectrum(phone))
+    assert not np.array_equal(heard["Tahir"], recorded["Tahir"])
+    assert abs(np.linalg.norm(heard["Tahir"]) - 1) < 1e-6
+    # What the episode's line makes of the voice: the matched print sounds like it, the recorded one does not.
+    on_line = speakers.voice_embeddings(phone, {0: None}, remember=False)[0]
+    assert heard["Tahir"] @ on_line > 0.97 > recorded["Tahir"] @ on_line, (heard["Tahir"] @ on_line,
+                                                                            recorded["Tahir"] @ on_line)
+    assert enrollment(tmp_path) is recorded  # matching never disturbs the cache of the recorded prints
+
+
+def test_naming_key_changes_with_the_naming_code(tmp_path, monkeypatch):
+    from majlis import voices
+    from majlis.pipeline import Options
+
+    shutil.copy(SPEAKERS / "Tahir.mp3", tmp_path / "Tahir.mp3")
+    o = Options(speakers_dir=tmp_path)
+    first = voices.naming_fingerprint(o)
+    assert voices.naming_fingerprint(o) == first
+    monkeypatch.setattr(speakers, "NAMING_VERSION", "naming/test")
+    assert voices.naming_fingerprint(o) != first
+    assert voices.naming_fingerprint(Options()) == ""  # nothing to name from: nothing naming's code can change
+
+
+def test_a_voice_split_in_two_takes_its_name_twice():
+    rng = np.random.default_rng(4)
+    people = _unit_rows(rng.standard_normal((4, 64)))
+    line = _unit_rows(rng.standard_normal(64))
+    enrolled = people[:3]  # A, B, C enrolled; D is not
+    # A, split by the diarizer into a long part and a short, noisier one; all on a phone line (raw cosines sink).
+    halves = _unit_rows(people[[0, 0]] + rng.standard_normal((2, 64)) / 8 * np.array([[0.2], [0.6]]))
+    heard = _unit_rows(np.vstack([halves, people[[1, 2]]]) + 0.8 * line)
+    assert (heard @ enrolled.T).max() < speakers.MATCH_THRESHOLD
+    pairs = speakers.decide(heard, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]  # one name, one voice
+    extra = speakers.split_voices(heard, enrolled, [0, 1, 2], pairs)
+    assert extra == [(1, 0)]
+    # The short part, were it someone else (D, nobody enrolled): no one's other half, though every name it
+    # could take is held.
+    other = heard.copy()
+    other[1] = _unit_rows(people[3] + 0.8 * line)
+    pairs = speakers.decide(other, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]
+    assert speakers.split_voices(other, enrolled, [0, 1, 2], pairs) == []
+    # A part that sounds like A's name but less like A's voice than SPLIT_MIN stays apart.
+    loose = heard.copy()
+    loose[1] = _unit_rows(people[0] + rng.standard_normal(64) / 8 + 0.8 * line)
+    pairs = speakers.decide(loose, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)] and loose[1] @ loose[0] < speakers.SPLIT_MIN
+    assert speakers.split_voices(loose, enrolled, [0, 1, 2], pairs) == []
+
+
+def _unit_rows(x):
+    x = np.asarray(x, float)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)

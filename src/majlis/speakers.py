@@ -1,6 +1,8 @@
 """Put people's names on diarizer labels: by hand (--names) and from short voice samples (--speakers DIR).
 
-Enrollment is local: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>, any audio ffmpeg reads. Each diarized speaker
+Enrollment is local: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>, any audio ffmpeg reads. The clips are first
+brought to the episode's channel (`channel_gain`: where the episode carries nothing, a phone line's 300-3,400 Hz
+band say, the clip is attenuated to match), then embedded. Each diarized speaker
 is embedded from its own (overlap-free) speech with the resemblyzer encoder, compared by cosine similarity
 with every enrolled voice, and the pairs are chosen by an optimal one-to-one assignment. A speaker whose
 assigned voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance.
@@ -41,12 +43,30 @@ RAW_FLOOR = 0.6
 # Raw cosine by which a voice must beat the episode's other voices for a name. A voice nobody enrolled
 # paired with an absent one came within 0.00-0.04 of the runner-up; true pairs 0.08-0.17, one 0.037.
 COLUMN_GAP = 0.05
+# Raw cosine between two diarized voices at or above which a left-over one may share a name (split_voices):
+# a reader split in two on a phone line 0.90 between the halves; different readers of one panel <= 0.84.
+SPLIT_MIN = 0.87
+# In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
+# module can name an episode's speakers differently.
+NAMING_VERSION = "naming/2"  # clips matched to the episode's channel; a voice split in two named twice
 CLOSE_NAMES = 0.03  # two enrolled names this close for one voice: warn
 CLOSE_THRESHOLD = 0.02  # a match this close to the threshold: warn
 UNKNOWN = "Unknown"
 ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
 MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
 NAMING_STEP = 120  # frames: naming averages whole voices, so its windows need not overlap
+# Matching the samples to the episode's channel (`channel_gain`). Where the episode's long-term speech
+# spectrum is at least CHANNEL_GAP_DB below the sample's (relative to the bands both carry), the sample is
+# attenuated there to the episode's level; it is never boosted. Measured on the LibriSpeech panels
+# (bench/speakers.py): studio samples against 32 kbps phone episodes are 30-60 dB apart outside 300-3,400 Hz,
+# same-channel pairs within 20 dB but for a band or two; matched samples named every reader on the phone line where
+# full-spectrum ones left one Unknown, and gaps under 16 dB named a voice nobody enrolled.
+CHANNEL_GAP_DB = 20.0
+CHANNEL_FFT = 512  # 32 ms frames at 16 kHz: bands of 31.25 Hz
+CHANNEL_SMOOTH = 5  # bands averaged (in dB) either side: the spectra's shapes, not their harmonics
+CHANNEL_REF_QUANTILE = 0.9  # the level offset between the two: the bands the episode carries best
+CHANNEL_MIN_BANDS = 4  # a stretch of fewer bands (125 Hz) past the gap is left alone
+CHANNEL_FLOOR_DB = -100.0  # the most a band is attenuated
 
 
 @dataclass(frozen=True)
@@ -108,7 +128,10 @@ def name_speakers(
                     ", ".join(labels) or "none")
     mapping = {lab: names.get(lab, lab) for lab in labels}
     if enrollment_dir is not None:
-        voices = enrollment(Path(enrollment_dir))
+        # The clips are at hand: heard through this episode's channel first. (The voice library keeps
+        # embeddings, not audio, so its voiceprints are compared as recorded.)
+        spans = [(t.start, t.end) for t in diarization.exclusive] or None
+        voices = enrollment(Path(enrollment_dir), channel=speech_spectrum(samples, spans))
     if not voices:
         return Naming(mapping, {})
     taken = {names[lab] for lab in labels if lab in names}
@@ -123,9 +146,12 @@ def name_speakers(
             heard = np.stack([embedded[lab] for lab in rows])
             enrolled = np.stack([voices[n] for n in voices])
             cols = [list(voices).index(n) for n in candidates]
-            for i, j in decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices)):
+            pairs = decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices))
+            if threshold is None:
+                pairs += split_voices(heard, enrolled, cols, pairs)
+            for i, j in pairs:
                 matched[rows[i]] = list(voices)[j]
-                scores[list(voices)[j]] = round(float(heard[i] @ enrolled[j]), 4)
+                scores.setdefault(list(voices)[j], round(float(heard[i] @ enrolled[j]), 4))
     unknown = 0
     for lab in open_labels:
         if lab in matched:
@@ -182,6 +208,36 @@ def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: 
     return out
 
 
+def split_voices(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], pairs: list[tuple[int, int]]
+                 ) -> list[tuple[int, int]]:
+    """More (row, name) pairs for voices `decide` left unnamed: one the diarizer split off a named voice
+    takes that name too. A left-over voice qualifies when, centred as `decide` centres, its best name is one
+    already taken, by at least CENTRED_MIN and CENTRED_MARGIN over its other names, with a raw cosine of
+    RAW_FLOOR or more, and it sounds like the voice holding that name (raw cosine SPLIT_MIN or more) more
+    than like any other voice of the episode."""
+    a, b = _centred(heard), _centred(enrolled)
+    if a is None or b is None:
+        return []
+    holder = {j: i for i, j in pairs}
+    centred, raw, voices = a @ b[cols].T, heard @ enrolled[cols].T, heard @ heard.T
+    out = []
+    for i in range(len(heard)):
+        if i in {r for r, _ in pairs}:
+            continue
+        k = int(np.argmax(centred[i]))
+        j = cols[k]
+        if j not in holder:
+            continue
+        others = np.delete(centred[i], k)
+        alike = np.delete(voices[i], i)
+        if (centred[i, k] >= CENTRED_MIN and centred[i, k] - (others.max() if len(others) else -1.0) >= CENTRED_MARGIN
+                and raw[i, k] >= RAW_FLOOR and voices[i, holder[j]] >= SPLIT_MIN
+                and voices[i, holder[j]] >= alike.max()):
+            log.info("speakers: voice %d is %s's too (a split of one voice: %.3f alike)", i, j, voices[i, holder[j]])
+            out.append((i, j))
+    return out
+
+
 def _warn_if_close(score, raw, i, j, bar, ok, on_bar, rows, names, cols) -> None:
     """One line when a voice scores two names within CLOSE_NAMES of each other, or when a decision that
     rests on the raw bar (`on_bar`) sits within CLOSE_THRESHOLD of it."""
@@ -231,7 +287,7 @@ def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None =
 
 # ---------------------------------------------------------------------------------------------- enrollment
 
-_cache: dict[tuple, dict[str, np.ndarray]] = {}
+_cache: dict[tuple, tuple] = {}
 _cache_lock = threading.Lock()
 
 
@@ -265,8 +321,24 @@ def enrollment_clips(folder: Path) -> dict[str, list[Path]]:
     return clips
 
 
-def enrollment(folder: Path) -> dict[str, np.ndarray]:
-    """Name -> unit voice embedding; computed once per process for an unchanged folder."""
+@dataclass(frozen=True)
+class _Clip:
+    samples: np.ndarray  # decoded, 16 kHz
+    spectrum: np.ndarray | None  # speech_spectrum
+    embedding: np.ndarray  # as recorded
+
+
+def enrollment(folder: Path, channel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Name -> unit voice embedding; clips decoded and embedded once per process for an unchanged folder.
+    `channel`: the episode's speech_spectrum; each clip is first matched to it (channel_gain)."""
+    clips, recorded = _enrolled_clips(folder)
+    if channel is None:
+        return recorded
+    return {name: _unit_mean([_matched_embedding(c, channel) for c in cs]) for name, cs in clips.items()}
+
+
+def _enrolled_clips(folder: Path) -> tuple[dict[str, list[_Clip]], dict[str, np.ndarray]]:
+    """The folder's clips (name -> _Clip), and name -> unit voice embedding of the clips as recorded."""
     clips = enrollment_clips(folder)
     key_parts = []
     for name, paths in clips.items():
@@ -280,23 +352,116 @@ def enrollment(folder: Path) -> dict[str, np.ndarray]:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    voices = {name: _enroll(paths) for name, paths in clips.items()}
+    found = {name: [_clip(p) for p in paths] for name, paths in clips.items()}
+    found = found, {name: _unit_mean([c.embedding for c in cs]) for name, cs in found.items()}
     with _cache_lock:
         _cache.clear()  # one enrollment folder per run is the norm; do not grow without bound
-        _cache[key] = voices
-    return voices
+        _cache[key] = found
+    return found
+
+
+def _clip(path: Path) -> _Clip:
+    samples = decode(path)
+    emb = voice_embeddings(samples, {0: None}, min_speech=ENROLL_MIN_SPEECH, remember=False)[0]
+    if emb is None:
+        raise AudioError(
+            f"{path}: too little speech to enroll a voice ({len(samples) / SAMPLE_RATE:.1f} s of audio, "
+            f"need at least {ENROLL_MIN_SPEECH:.0f} s of speech)"
+        )
+    return _Clip(np.asarray(samples, np.float32), speech_spectrum(samples), emb)
+
+
+def _matched_embedding(clip: _Clip, channel: np.ndarray) -> np.ndarray:
+    """The clip's embedding as heard through the episode's channel (its own when the two channels agree)."""
+    if clip.spectrum is None:
+        return clip.embedding
+    gain = channel_gain(channel, clip.spectrum)
+    if not (gain < 0).any():
+        return clip.embedding
+    emb = voice_embeddings(apply_gain(clip.samples, gain), {0: None}, min_speech=ENROLL_MIN_SPEECH,
+                           remember=False)[0]
+    return clip.embedding if emb is None else emb
+
+
+def _unit_mean(embs) -> np.ndarray:
+    mean = np.mean(embs, axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
 
 def _enroll(paths: list[Path]) -> np.ndarray:
-    embs = []
-    for p in paths:
-        samples = decode(p)
-        emb = voice_embeddings(samples, {0: None}, min_speech=ENROLL_MIN_SPEECH, remember=False)[0]
-        if emb is None:
-            raise AudioError(
-                f"{p}: too little speech to enroll a voice ({len(samples) / SAMPLE_RATE:.1f} s of audio, "
-                f"need at least {ENROLL_MIN_SPEECH:.0f} s of speech)"
-            )
-        embs.append(emb)
-    mean = np.mean(embs, axis=0)
-    return mean / max(float(np.linalg.norm(mean)), 1e-9)
+    """One unit voice embedding from clips as recorded (the voice library's samples: no episode to match)."""
+    return _unit_mean([_clip(p).embedding for p in paths])
+
+
+# ------------------------------------------------------------------------------------ matching the channel
+
+
+def speech_spectrum(samples: np.ndarray, spans=None, *, max_frames: int = 20000) -> np.ndarray | None:
+    """Long-term average speech spectrum, in dB relative to its total power, per CHANNEL_FFT band
+    (CHANNEL_FFT // 2 + 1 of them, 0 .. 8 kHz): the power mean of the louder half of the 32 ms frames inside
+    `spans` ([(start, end)] seconds; None: the whole recording), at most `max_frames` of them evenly spread.
+    None when there are too few frames to say."""
+    x = np.asarray(samples, np.float32).reshape(-1)
+    n, hop = CHANNEL_FFT, CHANNEL_FFT // 2
+    last = len(x) - n
+    if last < 0:
+        return None
+    if spans is None:
+        starts = np.arange(0, last + 1, hop)
+    else:
+        parts = [np.arange(int(np.ceil(a * SAMPLE_RATE / hop)) * hop, min(int(b * SAMPLE_RATE) - n, last) + 1, hop)
+                 for a, b in spans]
+        starts = np.unique(np.concatenate(parts)) if parts else np.zeros(0, int)
+    if len(starts) > max_frames:
+        starts = starts[np.unique(np.linspace(0, len(starts) - 1, max_frames).round().astype(int))]
+    if len(starts) < 20:
+        return None
+    window = np.hanning(n).astype(np.float32)
+    power = np.empty((len(starts), n // 2 + 1))
+    for i in range(0, len(starts), 4096):
+        frames = x[starts[i : i + 4096, None] + np.arange(n)] * window
+        power[i : i + len(frames)] = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    energy = power.sum(axis=1)
+    keep = energy >= np.median(energy)
+    mean = power[keep].mean(axis=0)
+    total = float(mean.sum())
+    if total <= 0:
+        return None
+    return 10 * np.log10(mean / total + 1e-12)
+
+
+def _smooth(db: np.ndarray) -> np.ndarray:
+    k = CHANNEL_SMOOTH
+    padded = np.pad(db, k, mode="edge")
+    return np.convolve(padded, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+
+
+def channel_gain(episode: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """Per band, the dB (<= 0) that brings a sample recorded on another channel to the episode's: where the
+    episode is CHANNEL_GAP_DB or more weaker than the sample, relative to the bands both carry (a phone
+    line's 300-3,400 Hz), the sample is attenuated down to it; elsewhere 0. Never a boost: what a sample
+    lacks cannot be given back."""
+    e, s = _smooth(np.asarray(episode, float)), _smooth(np.asarray(sample, float))
+    diff = e - s
+    carried = s >= s.max() - 40.0  # bands the sample itself carries: a clip cut at 7 kHz says nothing above
+    ref = float(np.quantile(diff[carried], CHANNEL_REF_QUANTILE))
+    rel = diff - ref
+    cut = rel <= -CHANNEL_GAP_DB
+    # A channel's limit spans a stretch of bands; one band dipping past the gap is the voices, not the line.
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], cut.astype(np.int8), [0]])))
+    for a, b in zip(edges[::2], edges[1::2]):
+        if b - a < CHANNEL_MIN_BANDS:
+            cut[a:b] = False
+    return np.where(cut, np.maximum(rel, CHANNEL_FLOOR_DB), 0.0)
+
+
+def apply_gain(samples: np.ndarray, gain_db: np.ndarray) -> np.ndarray:
+    """`samples` through a zero-phase filter of `gain_db` per CHANNEL_FFT band (linear in between)."""
+    x = np.asarray(samples, np.float64).reshape(-1)
+    if not len(x):
+        return x.astype(np.float32)
+    spectrum = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    bands = np.fft.rfftfreq(CHANNEL_FFT, 1 / SAMPLE_RATE)
+    spectrum *= 10 ** (np.interp(freqs, bands, gain_db) / 20)
+    return np.fft.irfft(spectrum, len(x)).astype(np.float32)

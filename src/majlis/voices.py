@@ -488,13 +488,20 @@ def for_naming(voices_dir: str | os.PathLike | None, index_dir: str | os.PathLik
 
 def naming_fingerprint(options: Any) -> str:
     """What naming's cache key holds for the voices it names from: the --speakers folder's content hash, or
-    the library's id, version and content ("" with neither, as before the library existed)."""
-    from .collection import folder_fingerprint
+    the library's id, version and content, each with the naming code's version (speakers.NAMING_VERSION);
+    "" with neither, as before the library existed."""
+    from .collection import digest, folder_fingerprint
 
     if options.speakers_dir is not None:
-        return folder_fingerprint(options.speakers_dir)
-    snap = getattr(options, "voices", None)
-    return snap.fingerprint if snap is not None else ""
+        voices = folder_fingerprint(options.speakers_dir)
+    else:
+        snap = getattr(options, "voices", None)
+        if snap is None:
+            return ""
+        voices = snap.fingerprint
+    from .speakers import NAMING_VERSION
+
+    return digest(voices, NAMING_VERSION)
 
 
 def learn_from_rename(transcript: str | os.PathLike, mapping: Mapping[str, str], *, voices_dir=None, index_dir=None):
