@@ -557,7 +557,7 @@ def speakers(d: dict) -> str:
     head = ["recording", "DER (0.25 s collar)", "DER (no collar)", "speakers found/true", "words right: turns only",
             "words right: re-checked", "words right: by name", "enrolled named", "voice nobody enrolled",
             "overlap covered by two turns", "diarizer real-time factor"]
-    return "\n".join([f"Run of {d['created']} (code {d.get('code')}), builtin diarizer, 2 torch threads.", "",
+    return "\n".join([f"Run of {d['created']} (code {d.get('code')}), builtin diarizer (the numpy voice encoder, half the cores).", "",
                       table(head, rows)])
 
 

@@ -99,13 +99,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import common
-    import torch
 
     from majlis.audio import decode
     from majlis.diarize import get_diarizer
     from majlis.speakers import name_speakers
 
-    torch.set_num_threads(2)
     diarizer = get_diarizer("builtin")
     cases = {}
 
