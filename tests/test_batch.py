@@ -242,7 +242,7 @@ def transcripts(out: Path) -> dict[str, bytes]:
 
 
 def index_view(out: Path) -> tuple[list, dict]:
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         episodes = [{k: v for k, v in e.items() if k != "transcript"} for e in ix.episodes()]
@@ -353,7 +353,7 @@ def test_a_csv_manifest_names_episodes_and_carries_metadata(corpus, reference, t
     assert doc["segments"] == ref["segments"]  # same recording, same engines: the cached stages served
     rows = stage_rows(out)
     assert rows["ep-001", "asr"][2:4] == (0, 1) and rows["ep-001", "diarize"][2:4] == (0, 1)  # reused, never ran
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         assert ix.episode("ep-001")["title"] == "The founding"
@@ -390,7 +390,7 @@ def test_kill_9_then_rerun_ends_identical_to_an_uninterrupted_run(corpus, refere
     after = stage_rows(out)
     for key, row in finished_before.items():  # nothing finished before the kill ran again
         assert after[key][2] == row[2], key
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         assert sorted(e["episode"] for e in ix.episodes()) == sorted(corpus["good"])  # each exactly once

@@ -51,7 +51,7 @@ def archive(tmp_path_factory) -> Path:
 
 def outcome(out: Path) -> dict:
     """What a run leaves: transcript bytes, the index's episodes and hits, each episode's status."""
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         episodes = sorted(e["episode"] for e in ix.episodes())

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from majlis import edits
 from majlis.edits import Conflict, EditError, Stale
 from majlis.files import read_transcript, transcript_json
-from majlis.index import Index
+from majlis.search.index import Index
 from majlis.types import Segment, Transcript, Turn, Word
 from majlis.writers import parse_formats, write_transcript
 
@@ -314,7 +314,7 @@ KILL_SCRIPT = textwrap.dedent("""
     from pathlib import Path
     import majlis.rename as rn
     from majlis import edits
-    from majlis.index import Index
+    from majlis.search.index import Index
     from datetime import datetime, timezone
     work, index_dir, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     calls = [0]

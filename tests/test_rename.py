@@ -148,7 +148,7 @@ def test_every_registered_writer_is_covered():
 
 
 def test_rename_with_index_makes_searches_find_the_new_name(out, tmp_path):
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     index_dir = tmp_path / "index"
     with Index(index_dir, create=True) as index:
@@ -177,7 +177,7 @@ def test_a_missing_index_is_found_before_anything_is_written(out, tmp_path):
 def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_path_factory, monkeypatch,
                                                                         with_index):
     import majlis.rename as rn
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     def indexed(folder: Path) -> Path:
         index_dir = folder.with_name(f"{folder.name}-index")

@@ -199,7 +199,7 @@ def test_episode_voice_checks_before_decoding(tmp_path):
     with pytest.raises(TranscriptError, match="no such transcript"):
         voices.find_transcript(tmp_path / "gone.json")
     with pytest.raises(VoiceError, match="nor an episode in the index"):
-        from majlis.index import Index
+        from majlis.search.index import Index
 
         Index(tmp_path / "index", create=True).close()
         voices.find_transcript("gone", tmp_path / "index")

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # name -> the module that defines it
 _LAZY = {
     "transcribe": "api",
-    "Index": "index",
+    "Index": "search",
     "Transcript": "types",
     "Segment": "types",
     "Word": "types",
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import transcribe
     from .errors import MajlisError
     from .files import read_transcript
-    from .index import Index
+    from .search import Index
     from .types import Hit, Segment, Transcript, Turn, Word
     from .writers import ExportOptions
 

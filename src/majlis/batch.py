@@ -121,7 +121,7 @@ class _Run:
 
     def open_index(self):
         if self._index is None and self.index_dir is not None:
-            from .index import Index
+            from .search import Index
 
             # A new (or deleted and recreated) index holds nothing, whatever the ledger remembers adding.
             self._index_fresh = not self.index_dir.is_dir() or not any(self.index_dir.iterdir())

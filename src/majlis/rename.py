@@ -155,7 +155,7 @@ def _complete(path: Path, pending: Mapping, index) -> list[Path]:
     if pending.get("index"):
         own = index is None or str(Path(index.path).resolve()) != pending["index"]
         if own:
-            from .index import Index
+            from .search import Index
 
             index = Index(pending["index"])
         try:

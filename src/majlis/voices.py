@@ -355,7 +355,7 @@ def find_transcript(episode: str | os.PathLike, index_dir: str | os.PathLike | N
         return p
     index = Path(index_dir) if index_dir is not None else Path("index")
     try:
-        from .index import Index
+        from .search import Index
 
         record = Index(index).episode(str(episode))
     except Exception as e:  # no index there, or an unreadable one: the episode cannot be found

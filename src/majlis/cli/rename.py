@@ -42,7 +42,7 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
         learned = learn_from_rename(transcript, mapping, voices_dir=voices_dir, index_dir=index_dir)
     index = None
     if index_dir is not None:
-        from ..index import Index
+        from ..search import Index
 
         index = Index(index_dir)  # a missing or foreign index fails here, before anything is written
     try:

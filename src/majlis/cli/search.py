@@ -49,7 +49,7 @@ def parse_time(text: str, name: str) -> float:
 
 
 def _open(index_dir: Path):
-    from ..index import Index
+    from ..search import Index
 
     return Index(index_dir)
 
@@ -67,7 +67,7 @@ def index_command(transcripts: tuple[Path, ...], index_dir: Path, optimize: bool
     """Add transcripts (majlis JSON) to the search index; an episode indexed again is replaced."""
     from ..audio import is_audio_path
     from ..files import read_transcript
-    from ..index import Index
+    from ..search import Index
 
     if not transcripts and not optimize:
         raise UsageError("index: give transcripts to add (majlis JSON), or --optimize")
@@ -127,7 +127,7 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
         raise UsageError("--episode '': give an episode id (majlis episodes lists them)")
     if any(not s.strip() for s in speakers):
         raise UsageError("--speaker '': give a speaker's name (majlis speakers lists them)")
-    from ..matching import normalize, split_filters
+    from ..search.query import normalize, split_filters
 
     named = split_filters(normalize(query))[1]  # speaker:NAME in the query: a malformed query fails here
     index = _open(index_dir)
@@ -149,7 +149,7 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
 
 
 def _check_filters(index, speakers: tuple[str, ...], episode: str | None) -> None:
-    from ..index import speaker_key
+    from ..search import speaker_key
 
     if episode is not None and index.episode(episode) is None:
         known = [e["episode"] for e in index.episodes()]

@@ -66,7 +66,7 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
     """
     import uvicorn
 
-    from ..index import Index
+    from ..search import Index
     from ..web.app import create_app
 
     index = Index(index_dir)  # IndexMissing: one line, exit 2

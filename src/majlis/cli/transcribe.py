@@ -178,7 +178,7 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     stages = {s: w for s, w in WEIGHTS.items() if s != "diarize" or options.diarizer != "none"}
     index = None
     if kw["index_dir"] is not None:
-        from ..index import Index
+        from ..search import Index
 
         index = Index(kw["index_dir"], create=True)
     failures = 0

@@ -33,7 +33,7 @@ from ..audio import AUDIO_EXTENSIONS
 from ..errors import IndexMissing, MajlisError, SearchTooSlow, TranscriptError
 from ..files import read_transcript
 from ..documents import colour_index
-from ..index import Index, speaker_key
+from ..search import Index, speaker_key
 
 log = logging.getLogger("majlis")
 
