@@ -19,10 +19,10 @@ import pytest
 
 from majlis.audio import ffmpeg_binary
 from majlis.batch import run_batch
-from majlis.batch_worker import FileResult
-from majlis.collection import assign_episodes, discover, episode_slug
+from majlis.batch.worker import FileResult
+from majlis.batch.collection import assign_episodes, discover, episode_slug
 from majlis.errors import UsageError
-from majlis.ledger import Ledger, OutLock, ledger_path
+from majlis.batch.ledger import Ledger, OutLock, ledger_path
 
 ENGINES = ("--asr", "sphinx", "--diarizer", "builtin")
 

@@ -516,7 +516,7 @@ class _Inline:
     def submit(self, fn, task, *rest):
         from concurrent.futures import Future
 
-        from majlis.batch_worker import FileResult
+        from majlis.batch.worker import FileResult
 
         write_transcript(panel().with_changes(episode=task.episode), self.out, parse_formats("json"))
         f = Future()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import OutputError, TranscriptError
 from .types import Transcript
@@ -126,3 +127,32 @@ def read_transcript(path: str | os.PathLike) -> Transcript:
         return Transcript.from_dict(data)
     except TranscriptError as e:
         raise TranscriptError(f"{p}: {e}") from None
+
+
+# content keys ------------------------------------------------------------------------------------------
+
+
+def digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_fingerprint(folder: str | os.PathLike | None) -> str:
+    """Content hash of a folder of voice samples: renaming, adding or re-recording a sample changes it."""
+    if folder is None:
+        return ""
+    root = Path(folder)
+    entries = [
+        (p.relative_to(root).as_posix(), file_sha256(p))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return digest("speakers", entries)

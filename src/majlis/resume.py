@@ -1,6 +1,6 @@
 """`majlis transcribe` that picks up where it stopped: each stage's result (ASR, diarization, naming) goes into
 the same content-addressed cache as batch mode (<out>/.majlis/cache/<stage>/<key>.json, keys in
-batch_worker) the moment it is finished, so a run interrupted (Ctrl-C, kill) and started again with the same
+batch/worker.py) the moment it is finished, so a run interrupted (Ctrl-C, kill) and started again with the same
 arguments redoes only the stages that had not finished."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from .batch_worker import _dump_asr, _dump_diarization, _dump_naming, _load_asr, _load_diarization, _load_naming
-from .collection import file_sha256
-from .ledger import STATE_DIR
+from .batch.worker import _dump_asr, _dump_diarization, _dump_naming, _load_asr, _load_diarization, _load_naming
+from .batch.ledger import STATE_DIR
+from .files import file_sha256
 from .stagecache import read_cache, stage_keys, write_cache
 from .types import ProgressHook
 from .voices import naming_fingerprint

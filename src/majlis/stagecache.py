@@ -1,5 +1,5 @@
 """The stage cache that batch mode and `majlis transcribe` share: <out>/.majlis/cache/<stage>/<key>.json, one
-file per finished stage, keyed by content (batch_worker's docstring lists the keys)."""
+file per finished stage, keyed by content (batch/worker.py's docstring lists the keys)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from .collection import digest
+from .files import digest
 from .files import atomic_write_text
 
 log = logging.getLogger("majlis")
@@ -25,7 +25,7 @@ def _decoding(options) -> list:
 
 
 def stage_keys(sha: str, names: Mapping[str, str], o: Any, speakers_hash: str) -> tuple[str, str, str]:
-    """The asr, diarize and naming cache keys (batch_worker's docstring says what each holds)."""
+    """The asr, diarize and naming cache keys (batch/worker.py's docstring says what each holds)."""
     asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task, *_decoding(o))
     dia_key = digest("diarize/1", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers, o.max_speakers)
     name_key = digest("naming/1", dia_key, speakers_hash, sorted(dict(o.names).items()), o.match_threshold)

@@ -75,7 +75,7 @@ class Snapshot:
     @property
     def fingerprint(self) -> str:
         """The naming cache key's part for the library: its id, version and content."""
-        from .collection import digest
+        from .files import digest
 
         return digest("voices/1", self.id, self.version, list(self.names), [list(v) for v in self.vectors])
 
@@ -476,7 +476,7 @@ def for_naming(voices_dir: str | os.PathLike | None, index_dir: str | os.PathLik
 def naming_fingerprint(options: Any) -> str:
     """What naming's cache key holds for the voices it names from: the --speakers folder's content hash, or
     the library's id, version and content ("" with neither, as before the library existed)."""
-    from .collection import folder_fingerprint
+    from .files import folder_fingerprint
 
     if options.speakers_dir is not None:
         return folder_fingerprint(options.speakers_dir)

@@ -2,7 +2,7 @@
 through every stage, each reused from a content-addressed cache file when its key matches), and the
 executors that run it in this process or in a pool of processes.
 
-Cache keys (majlis.collection.digest of):
+Cache keys (files.digest of):
   asr        = sha256(file) + ASR engine name + model + language + task + decoding options set
   diarize    = sha256(file) + diarizer name + pyannote pipeline + speaker counts
   naming     = diarize key + speakers-folder content hash (or the voice library's id, version and content)
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-from .collection import digest, file_sha256
-from .errors import MajlisError
+from ..errors import MajlisError
+from ..files import digest, file_sha256
+from ..stagecache import read_cache, stage_keys, write_cache
 from .ledger import STATE_DIR
-from .stagecache import read_cache, stage_keys, write_cache
 
 log = logging.getLogger("majlis")
 
@@ -116,8 +116,8 @@ def _dump_asr(r) -> dict:
 
 
 def _load_asr(d: dict):
-    from .asr import AsrResult
-    from .types import Segment
+    from ..asr import AsrResult
+    from ..types import Segment
 
     return AsrResult(str(d["language"]), tuple(Segment.from_dict(s) for s in d["segments"]))
 
@@ -127,8 +127,8 @@ def _dump_diarization(d) -> dict:
 
 
 def _load_diarization(d: dict):
-    from .diarize import Diarization
-    from .types import Turn
+    from ..diarize import Diarization
+    from ..types import Turn
 
     return Diarization(tuple(Turn.from_dict(t) for t in d["turns"]), tuple(Turn.from_dict(t) for t in d["exclusive"]))
 
@@ -139,7 +139,7 @@ def _dump_naming(n) -> dict:
 
 
 def _load_naming(d: dict):
-    from .speakers import Naming
+    from ..speakers import Naming
 
     return Naming(mapping=dict(d["mapping"]), scores=dict(d["scores"]), metadata=dict(d.get("metadata", {})))
 
@@ -156,11 +156,11 @@ class Worker:
 
     def engines(self):
         if self._engines is None:
-            from .pipeline import Engines
+            from ..pipeline import Engines
 
             engines = Engines.load(self.settings.options, side_by_side=False)  # stages run one by one here
             if self.settings.options.speakers_dir is not None:
-                from .speakers import enrollment
+                from ..speakers import enrollment
 
                 # Unusable voice samples would fail every file the same way: fail the run once, up front.
                 enrollment(Path(self.settings.options.speakers_dir))
@@ -205,9 +205,9 @@ class Worker:
             return write_cache(path, dump(compute()), load)
 
     def process(self, task: FileTask) -> FileResult:
-        from . import pipeline
-        from .audio import SAMPLE_RATE
-        from .writers import write_transcript
+        from .. import pipeline
+        from ..audio import SAMPLE_RATE
+        from ..writers import write_transcript
 
         s, o, ep = self.settings, self.settings.options, task.episode
         try:
@@ -314,7 +314,7 @@ def process_file(task: FileTask) -> FileResult:
 
 class Executor(Protocol):
     """Where file tasks run. LocalExecutor runs them in this process (1 worker) or in a process pool;
-    majlis.batch_dask.DaskExecutor on a Dask cluster. The stages, the ledger and the decisions in run_batch
+    batch.dask.DaskExecutor on a Dask cluster. The stages, the ledger and the decisions in run_batch
     are the same for all.
 
     An executor may also have a `capacity` attribute: the number of tasks to keep in flight (read again

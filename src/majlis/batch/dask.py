@@ -27,11 +27,11 @@ from typing import Any, Callable, Sequence
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import batch_worker
-from .batch_worker import BatchEvent, FileResult, Settings, Worker, _ForwardLog
-from .collection import digest
-from .errors import UsageError
+from ..errors import UsageError
+from ..files import digest
+from . import worker as batch_worker
 from .ledger import STATE_DIR
+from .worker import BatchEvent, FileResult, Settings, Worker, _ForwardLog
 
 log = logging.getLogger("majlis")
 
