@@ -119,7 +119,7 @@ def synthetic_hours(folder: Path, count: int) -> list[Path]:
     import corpus
 
     sys.path.insert(0, str(common.ROOT / "src"))
-    from majlis.writers import write_transcript
+    from majlis.export.writers import write_transcript
 
     lang = corpus.archive_language()
     paths = []

@@ -25,7 +25,7 @@ _LAZY = {
     "Turn": "types",
     "Hit": "types",
     "read_transcript": "files",
-    "ExportOptions": "writers",
+    "ExportOptions": "export",
     "MajlisError": "errors",
 }
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .files import read_transcript
     from .search import Index
     from .types import Hit, Segment, Transcript, Turn, Word
-    from .writers import ExportOptions
+    from .export import ExportOptions
 
 
 def __getattr__(name: str) -> Any:

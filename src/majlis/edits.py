@@ -223,7 +223,7 @@ def merge(t: Transcript, seg: int) -> Transcript:
 
 
 def rename_speaker(t: Transcript, old: str, new: str) -> Transcript:
-    from .rename import apply_mapping
+    from .export.rename import apply_mapping
 
     old, new = _name(old), _name(new)
     try:
@@ -339,7 +339,7 @@ def save(transcript_path: str | os.PathLike, op: Mapping[str, Any], *, version: 
     """Apply one edit (or undo) to the transcript at `version` and save it with every export, the episode in
     `index` and its history line as one change (rename.replace_episode). Returns {"version", "record"}
     ("record" None when the edit changed nothing). Stale if the transcript is not at `version`."""
-    from .rename import finish_interrupted, replace_episode
+    from .export.rename import finish_interrupted, replace_episode
 
     path = Path(transcript_path)
     with _locked(path):

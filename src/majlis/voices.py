@@ -489,7 +489,7 @@ def learn_from_rename(transcript: str | os.PathLike, mapping: Mapping[str, str],
     library (checked writable), each new name's EpisodeVoice in the renamed transcript, and its sample.
     The caller renames, then adds each sample (VoiceLibrary.add)."""
     from .files import read_transcript
-    from .rename import apply_mapping, journal_path
+    from .export.rename import apply_mapping, journal_path
 
     lib = VoiceLibrary(voices_dir if voices_dir is not None else default_dir(index_dir))
     names = [check_name(n) for n in dict.fromkeys(mapping.values())]

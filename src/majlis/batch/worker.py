@@ -207,7 +207,7 @@ class Worker:
     def process(self, task: FileTask) -> FileResult:
         from .. import pipeline
         from ..audio import SAMPLE_RATE
-        from ..writers import write_transcript
+        from ..export import write_transcript
 
         s, o, ep = self.settings, self.settings.options, task.episode
         try:

@@ -182,7 +182,7 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor
     """
     from ..batch import run_batch
     from ..errors import UsageError
-    from ..writers import parse_formats
+    from ..export import parse_formats
 
     ctx = click.get_current_context()
     given = {name: ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.ENVIRONMENT)

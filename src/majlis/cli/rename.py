@@ -27,7 +27,7 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
     Everything is checked before anything is written; if a rename is interrupted, run the same command
     again to complete it.
     """
-    from ..rename import parse_pairs, rename_speakers
+    from ..export.rename import parse_pairs, rename_speakers
 
     mapping = parse_pairs(pairs)
     if voices_dir is not None and not learn:

@@ -173,7 +173,7 @@ def _safe(name: str) -> str:
 
 
 def _cut_hits(index, hits, clips_dir: Path, fmt: str) -> dict[int, Path]:
-    from ..clips import cut_clip
+    from ..export.clips import cut_clip
 
     out = {}
     for i, h in enumerate(hits):
@@ -193,7 +193,7 @@ def _cut_hits(index, hits, clips_dir: Path, fmt: str) -> dict[int, Path]:
 @index_option
 def clip_command(episode: str, start: str, end: str, out_path: Path, pad: float, index_dir: Path) -> None:
     """Cut a stretch of an indexed episode's recording into an audio file."""
-    from ..clips import clip_format, cut_clip
+    from ..export.clips import clip_format, cut_clip
 
     s, e = parse_time(start, "--start"), parse_time(end, "--end")
     if e <= s:

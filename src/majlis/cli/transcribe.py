@@ -158,7 +158,7 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     from .. import audio as audio_io
     from ..pipeline import Engines, transcribe_file
     from ..resume import stage_cache
-    from ..writers import PRESETS, ExportOptions, parse_formats, write_transcript
+    from ..export import PRESETS, ExportOptions, parse_formats, write_transcript
 
     if episode and len(audio) > 1:
         raise UsageError("--episode names one episode: give one AUDIO file with it")

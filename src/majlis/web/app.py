@@ -32,7 +32,8 @@ from starlette.exceptions import HTTPException
 from ..audio import AUDIO_EXTENSIONS
 from ..errors import IndexMissing, MajlisError, SearchTooSlow, TranscriptError
 from ..files import read_transcript
-from ..documents import colour_index
+from ..export import WRITERS, ExportOptions
+from ..export.documents import colour_index
 from ..search import Index, speaker_key
 
 log = logging.getLogger("majlis")
@@ -49,16 +50,8 @@ PAGE_LIMIT = 50
 PALETTE_SIZE = 8  # .spk-0 ... .spk-7 in the stylesheet
 DOUBT = 0.5  # speaker_confidence below which a word's speaker is more likely someone else's than not
 
-EXPORTS = {  # extension -> media type
-    "json": "application/json",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-    "txt": "text/plain; charset=utf-8",
-    "tsv": "text/tab-separated-values; charset=utf-8",
-    "rttm": "text/plain; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
+# extension -> media type: the formats the download links offer (those whose writer names a media type)
+EXPORTS = {w.extension: w.media_type for w in WRITERS.values() if w.media_type}
 # mimetypes has no entry for several of these on some systems; browsers need the right one to play them.
 AUDIO_TYPES = {
     ".mp3": "audio/mpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
@@ -333,8 +326,6 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         if path is None:
             raise HTTPException(404)
         if ext == "html":
-            from ..writers import WRITERS, ExportOptions
-
             link = str(request.base_url).rstrip("/") + audio_url(episode)
             page = WRITERS["html"].format(read_transcript(path), ExportOptions(audio_url=link))
             return Response(page, media_type=EXPORTS[ext], headers={

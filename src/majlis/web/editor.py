@@ -72,7 +72,7 @@ def page_state(index, settings: EditSettings, record: dict[str, Any]) -> dict[st
 
 def finish_all(index) -> int:
     """Complete every save that a kill interrupted (at start); returns how many were completed."""
-    from ..rename import finish_interrupted, journal_path
+    from ..export.rename import finish_interrupted, journal_path
 
     import logging
 
