@@ -29,6 +29,7 @@ class ModelError(MajlisError):
     """An engine or its weights cannot be loaded."""
 
     exit_code = 2
+    replaceable = False  # True: "auto" may try the next engine instead (WeightsUnusable)
 
 
 class WeightsUnusable(ModelError):

@@ -81,25 +81,21 @@ class Engines:
                 diarizer = get_diarizer(
                     options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
                 )
-            respawn = getattr(asr, "respawn", None)
-            if beside and asr.holds_gil and respawn:  # whisper that fell back to sphinx
+            if beside and asr.holds_gil and asr.respawn:  # whisper that fell back to sphinx
                 from .asr.child import ChildProcessAsr
 
-                asr = ChildProcessAsr(respawn[0], **respawn[1])
+                asr = ChildProcessAsr(asr.respawn[0], **asr.respawn[1])
             asr.name  # noqa: B018 - wait until a child has loaded, and fail here if it cannot
         except BaseException:
-            close = getattr(asr, "close", None)
-            if close:
-                close()
+            asr.close()
             raise
         return cls(asr, diarizer)
 
     def close(self) -> None:
         """Release what the engines hold outside this process (the ASR child process)."""
         for engine in (self.asr, self.diarizer):
-            close = getattr(engine, "close", None)
-            if close:
-                close()
+            if engine is not None:
+                engine.close()
 
     def describe(self) -> dict[str, str]:
         return {"asr": self.asr.name, "diarizer": self.diarizer.name if self.diarizer else "none"}

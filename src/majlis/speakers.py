@@ -208,7 +208,7 @@ def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None =
     """One unit voice embedding per group of spans ({key: [(start, end), ...]} in seconds; None: all the
     speech): the length-weighted mean of resemblyzer window embeddings, as its embed_utterance averages its
     partials. A group with less than `min_speech` seconds of speech gets None."""
-    from .diarize.builtin import STEP, analyse, embed_windows
+    from .voice import STEP, analyse, embed_windows
 
     found = analyse(samples, remember=remember)
     out = {}

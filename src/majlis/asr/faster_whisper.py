@@ -21,7 +21,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 from .whisper import (CHUNK_MAX, CHUNK_TARGET, COMPRESSION_RATIO_THRESHOLD, HALLUCINATION_SILENCE,
                       LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, spellings)
 
@@ -145,7 +145,7 @@ def _cannot_run(r: Resolved, language: str | None, task: str) -> str | None:
     return None
 
 
-class FasterWhisperAsr:
+class FasterWhisperAsr(AsrEngineBase):
     holds_gil: ClassVar[bool] = False
     options: ClassVar[frozenset[str]] = frozenset(
         {"model", "model_dir", "device", "compute_type", "beam_size", "threads", "vad", "prompt", "hotwords",

@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 FRAMES_PER_SECOND = 100
 # pocketsphinx's search holds the GIL; between 0.25 s blocks other threads (progress, a web server) get a turn.
@@ -44,7 +44,7 @@ def _is_filler(word: str) -> bool:
     return word.startswith("<") or word.startswith("[") or word.startswith("++")
 
 
-class SphinxAsr:
+class SphinxAsr(AsrEngineBase):
     name = "sphinx:en-us"
     # pocketsphinx never releases the GIL while it searches: beside a diarizer it belongs in its own process.
     holds_gil: ClassVar[bool] = True

@@ -22,7 +22,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable, import_extra
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 # whisper's own defaults, spelled out because the silence filter below repeats its rule.
 NO_SPEECH_THRESHOLD = 0.6
@@ -161,7 +161,7 @@ def _language(language: str | None) -> str | None:
     return code
 
 
-class WhisperAsr:
+class WhisperAsr(AsrEngineBase):
     # torch releases the GIL while it computes: a thread beside the diarizer is enough.
     holds_gil: ClassVar[bool] = False
     options: ClassVar[frozenset[str]] = frozenset(

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..asr import ENGINES
+from ..diarize import DIARIZERS
 from ..errors import AudioError, MajlisError, UsageError
 from .progress import WEIGHTS, progress_hook, status
 
@@ -36,7 +37,7 @@ def engine_options(f):
         click.option("--speaker-hotwords", is_flag=True,
                      help="Add the --speakers names to the hotwords (spells them right; measured to cost accuracy "
                      "and speed on tiny.en)."),
-        click.option("--diarizer", type=click.Choice(["auto", "pyannote", "builtin", "none"]), default="auto",
+        click.option("--diarizer", type=click.Choice([*DIARIZERS, "none"]), default="auto",
                      show_default=True, help="Who-spoke-when engine: pyannote when available, else builtin."),
         click.option("--pipeline", "pyannote_pipeline", help="pyannote pipeline name or local folder."),
         click.option("--hf-token", envvar="HF_TOKEN", help="Hugging Face token for gated pyannote models [env: HF_TOKEN]."),
