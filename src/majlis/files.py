@@ -129,6 +129,12 @@ def read_transcript(path: str | os.PathLike) -> Transcript:
         raise TranscriptError(f"{p}: {e}") from None
 
 
+def json_output(episode: str, outputs: Sequence[str | os.PathLike]) -> str | os.PathLike | None:
+    """The JSON transcript among an episode's written files: <episode>.json, else the first JSON."""
+    preferred = next((o for o in outputs if Path(o).name == f"{episode}.json"), None)
+    return preferred if preferred is not None else next((o for o in outputs if str(o).endswith(".json")), None)
+
+
 # content keys ------------------------------------------------------------------------------------------
 
 

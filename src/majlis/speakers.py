@@ -61,6 +61,14 @@ class Naming:
 
         return Diarization(rename(diarization.turns), rename(diarization.exclusive))
 
+    def to_dict(self) -> dict:
+        out = {"mapping": dict(self.mapping), "scores": {k: float(v) for k, v in dict(self.scores).items()}}
+        return {**out, "metadata": dict(self.metadata)} if self.metadata else out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Naming":
+        return cls(mapping=dict(d["mapping"]), scores=dict(d["scores"]), metadata=dict(d.get("metadata", {})))
+
 
 _LABEL = re.compile(r"^[^=,]+$")
 

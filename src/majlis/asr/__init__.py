@@ -40,6 +40,13 @@ class AsrResult:
     # Engine segments in time order; speaker is "" until alignment assigns one. Words carry times.
     segments: tuple[Segment, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"language": self.language, "segments": [s.to_dict() for s in self.segments]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AsrResult":
+        return cls(str(d["language"]), tuple(Segment.from_dict(s) for s in d["segments"]))
+
 
 class AsrEngine(Protocol):
     name: str  # recorded in the transcript's engines, e.g. "sphinx:en-us", "faster-whisper:tiny.en"

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import UsageError
+from ..stagecache import STATE_DIR
 
-STATE_DIR = ".majlis"
 LEDGER_NAME = "ledger.sqlite"
 STAGES = ("decode", "asr", "diarize", "naming", "exports", "index")
 

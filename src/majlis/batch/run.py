@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..errors import ModelError, UsageError
-from ..files import digest
+from ..files import digest, json_output
 from ..voices import naming_fingerprint
 from .worker import (
     BatchEvent, BatchHook, Executor, FileResult, LocalExecutor, Settings, error_line,
@@ -60,13 +60,6 @@ class BatchSummary:
     @property
     def exit_code(self) -> int:
         return 0 if self.not_done == 0 else 1
-
-
-def _pick_json(episode: str, outputs: Sequence[str]) -> str | None:
-    preferred = f"{episode}.json"
-    if preferred in outputs:
-        return preferred
-    return next((o for o in outputs if o.endswith(".json")), None)
 
 
 class _Run:
@@ -141,14 +134,9 @@ class _Run:
         self.on_event(BatchEvent("stage", ep, "index", "start"))
         t0 = time.perf_counter()
         try:
-            from ..files import read_transcript
+            from ..pipeline import index_stage
 
-            name = _pick_json(ep, outputs)
-            if name is None:
-                raise UsageError(f"{ep}: no JSON transcript among the outputs to index")
-            path = self.out / name
-            # Index.add replaces the episode's documents in one commit: re-adding after a crash never duplicates.
-            self.open_index().add([read_transcript(path)], transcript_paths={ep: path})
+            index_stage(self.open_index(), ep, [self.out / name for name in outputs])
         except Exception as e:
             message = error_line(e)
             self.on_event(BatchEvent("stage", ep, "index", "failed", time.perf_counter() - t0, message))
@@ -307,7 +295,7 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
 
         for job, _ in todo:
             row = ledger.episode(job.episode)
-            written = _pick_json(job.episode, row.outputs or ()) if row is not None else None
+            written = json_output(job.episode, row.outputs or ()) if row is not None else None
             if written:
                 refuse_if_edited(state.out / written, force)
     state.emit(BatchEvent("plan", info={"files": len(jobs), "todo": len(todo), "skipped": skipped,

@@ -157,8 +157,8 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
                        podcast_words: bool, force: bool, strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
-    from ..pipeline import Engines, transcribe_file
-    from ..resume import stage_cache
+    from ..pipeline import Engines, index_stage, transcribe_file
+    from ..stagecache import StageCache
     from ..export import PRESETS, ExportOptions, parse_formats, write_transcript
 
     if episode and len(audio) > 1:
@@ -186,15 +186,13 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     for path in audio:
         try:
             with progress_hook(path.name, enabled=None if verbose else False, stages=stages) as hook:
-                cached = stage_cache(path, out_dir, options=options, engines=engines, force=force, hook=hook)
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook,
-                                             stage=cached)
+                                             cache=StageCache(out_dir, force=force, hook=hook))
             if strict and transcript.damage is not None:
                 raise AudioError(f"{path}: damaged ({transcript.damage.first_error}; --strict: nothing written)")
             written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
-                json_path = next((p for p in written if p.suffix == ".json"), None)
-                index.add([transcript], transcript_paths={transcript.episode: json_path} if json_path else None)
+                index_stage(index, transcript.episode, written, transcript)
         except MajlisError as e:
             if len(audio) == 1:
                 raise

@@ -30,6 +30,13 @@ class Diarization:
     def labels(self) -> tuple[str, ...]:
         return tuple(sorted({t.speaker for t in self.turns}))
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"turns": [t.to_dict() for t in self.turns], "exclusive": [t.to_dict() for t in self.exclusive]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Diarization":
+        return cls(tuple(Turn.from_dict(t) for t in d["turns"]), tuple(Turn.from_dict(t) for t in d["exclusive"]))
+
 
 class Diarizer(Protocol):
     name: str  # recorded in the transcript's engines, e.g. "builtin:resemblyzer"
