@@ -135,6 +135,35 @@ def json_output(episode: str, outputs: Sequence[str | os.PathLike]) -> str | os.
     return preferred if preferred is not None else next((o for o in outputs if str(o).endswith(".json")), None)
 
 
+def recording_candidates(audio: str, transcript: str | os.PathLike | None = None, *,
+                         bases: Sequence[str | os.PathLike] = (), recorded: str | None = None) -> list[Path]:
+    """Where the recording a transcript names (`audio`, as written in it) may be on this machine, in the order
+    they are tried: an absolute path as written; a relative one against the transcript's folder, then each of
+    `bases`, then the working directory; then a file of its name beside the transcript; last, `recorded` (where
+    the indexer found it)."""
+    written = Path(str(audio or ""))
+    folder = Path(transcript).resolve().parent if transcript else None
+    out: list[Path] = []
+    if str(written) not in ("", "."):
+        if written.is_absolute():
+            out.append(written)
+        else:
+            out += [base / written for base in [*([folder] if folder else []), *map(Path, bases), Path.cwd()]]
+        if folder is not None:
+            out.append(folder / written.name)
+    if recorded:
+        out.append(Path(recorded))
+    return out
+
+
+def find_recording(audio: str, transcript: str | os.PathLike | None = None, *,
+                   bases: Sequence[str | os.PathLike] = (), recorded: str | None = None) -> Path | None:
+    """The first of recording_candidates that is a file, resolved; None when none is."""
+    found = next((c for c in recording_candidates(audio, transcript, bases=bases, recorded=recorded)
+                  if c.is_file()), None)
+    return found.resolve() if found is not None else None
+
+
 # content keys ------------------------------------------------------------------------------------------
 
 

@@ -370,15 +370,6 @@ def find_transcript(episode: str | os.PathLike, index_dir: str | os.PathLike | N
     return Path(record["transcript"])
 
 
-def _locate_audio(audio: str, transcript: Path) -> Path | None:
-    """The recording as written (or relative to here), else beside the transcript."""
-    p = Path(audio)
-    base = transcript.resolve().parent
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, base / p]
-    candidates.append(base / p.name)
-    return next((c.resolve() for c in candidates if c.is_file()), None)
-
-
 def speaker_spans(transcript, speaker: str) -> tuple[tuple[float, float], ...]:
     """Where `speaker` alone is heard: runs of their words (other speakers' overlapping words left out),
     joined across pauses under WORD_GAP. Without words, their turns less everyone else's."""
@@ -412,7 +403,7 @@ def episode_voice(episode: str | os.PathLike, speaker: str, *, index_dir=None, t
                   transcript_path: Path | None = None) -> EpisodeVoice:
     """Check that `speaker` speaks in EPISODE and that its recording is here (nothing decoded yet).
     `transcript`: the episode as it will be once renamed (rename --learn), else read from its file."""
-    from .files import read_transcript
+    from .files import find_recording, read_transcript
 
     path = transcript_path or find_transcript(episode, index_dir)
     t = transcript if transcript is not None else read_transcript(path)
@@ -420,7 +411,7 @@ def episode_voice(episode: str | os.PathLike, speaker: str, *, index_dir=None, t
     if speaker not in present:
         raise VoiceError(f"no speaker {speaker!r} in episode {t.episode!r}; its speakers are "
                          f"{', '.join(present) or 'none'}")
-    audio = _locate_audio(t.audio, path)
+    audio = find_recording(t.audio, path)
     if audio is None:
         raise VoiceError(f"episode {t.episode!r}: its recording {t.audio} is not here (as written, nor beside "
                          f"{path})")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from .. import views
 from ..errors import UsageError
+from ..views import clock
 
 DEFAULT_INDEX = Path("index")
 
@@ -24,27 +26,11 @@ index_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def clock(seconds: float) -> str:
-    """12:04.3 (or 1:02:04.3 past an hour)."""
-    tenths = int(round(max(0.0, seconds) * 10))
-    h, rest = divmod(tenths, 36000)
-    m, rest = divmod(rest, 600)
-    s = f"{rest // 10:02d}.{rest % 10}"
-    return f"{h}:{m:02d}:{s}" if h else f"{m}:{s}"
-
-
-_CLOCK = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
-
-
 def parse_time(text: str, name: str) -> float:
     """Seconds from "724.3", "12:04.3" or "1:02:04.3" (the forms search prints)."""
-    m = _CLOCK.match(text.strip())
-    if not m:
+    seconds = views.parse_time(text)
+    if seconds is None:
         raise UsageError(f"{name} {text!r}: not a time (use seconds like 724.3 or 12:04.3)")
-    parts = [p for p in m.groups() if p is not None]
-    seconds = 0.0
-    for p in parts:
-        seconds = seconds * 60 + float(p)
     return seconds
 
 
@@ -149,17 +135,14 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
 
 
 def _check_filters(index, speakers: tuple[str, ...], episode: str | None) -> None:
-    from ..search import speaker_key
-
-    if episode is not None and index.episode(episode) is None:
+    bad_episode, nobody = views.unknown_filters(index, speakers, episode)
+    if bad_episode:
         known = [e["episode"] for e in index.episodes()]
         raise UsageError(f"--episode {episode}: not in {index.path} (indexed: {_some(known)})")
-    known_speakers = [s["speaker"] for s in index.speakers()]
-    keys = {speaker_key(s) for s in known_speakers}
-    for name in speakers:
-        if speaker_key(name) not in keys:
-            raise UsageError(f"--speaker {name}: nobody of that name in {index.path} (speakers: "
-                             f"{_some(known_speakers)})")
+    if nobody:
+        known_speakers = [s["speaker"] for s in index.speakers()]
+        raise UsageError(f"--speaker {nobody[0]}: nobody of that name in {index.path} (speakers: "
+                         f"{_some(known_speakers)})")
 
 
 def _some(names: list[str], n: int = 12) -> str:

@@ -21,6 +21,7 @@ from whoosh.index import LockError
 from whoosh.query import And, NullQuery, Or, Phrase, Term
 
 from ..errors import AudioError, IndexBusy, IndexMissing, OutputError, UsageError
+from ..files import find_recording
 from ..types import Hit, Transcript
 from .query import WORDS, expand_words, normalize, parse_query, positive_leaves, span_and_snippet, split_filters
 from .schema import ANALYZER, SCHEMA, media_url, pack_words, speaker_key, unpack_words
@@ -35,19 +36,8 @@ BUSY_TIMEOUT = 5.0
 SEARCH_BUDGET = 5.0
 
 
-def _locate_audio(audio: str, transcript_path: Path | None) -> str | None:
-    """The recording as a path that exists now: as written, or beside the transcript."""
-    p = Path(audio)
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p]
-    if transcript_path is not None:
-        base = Path(transcript_path).resolve().parent
-        if not p.is_absolute():
-            candidates.append(base / p)
-        candidates.append(base / p.name)
-    for c in candidates:
-        if c.is_file():
-            return str(c.resolve())
-    return None
+def _found(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
 
 
 def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, Any]:
@@ -65,7 +55,7 @@ def _episode_record(t: Transcript, transcript_path: Path | None) -> dict[str, An
         "language": t.language,
         "words": sum(len(s.words) for s in t.segments),
         "talk_time": {k: round(v, 3) for k, v in talk.items()},
-        "audio_path": _locate_audio(t.audio, transcript_path),
+        "audio_path": _found(find_recording(t.audio, transcript_path)),
     }
     for key in ("title", "date"):
         if t.metadata.get(key):
@@ -327,16 +317,13 @@ class Index:
         return sorted(totals.values(), key=lambda e: (-e["talk_time"], e["speaker"]))
 
     def audio_path(self, episode_id: str) -> Path:
-        """The episode's recording on this machine, for cutting clips."""
+        """The episode's recording on this machine, for cutting clips (files.recording_candidates' rule)."""
         record = self.episode(episode_id)
         if record is None:
             raise UsageError(f"episode {episode_id!r} is not in {self.path} (majlis episodes lists them)")
-        found = record.get("audio_path")
-        if found and Path(found).is_file():
-            return Path(found)
-        transcript = record.get("transcript")
-        found = _locate_audio(record["audio"], Path(transcript) if transcript else None)
+        from ..views import episode_audio
+
+        found = episode_audio(self, record)
         if found is None:
             raise AudioError(f"episode {episode_id}: recording {record['audio']} not found")
-        return Path(found)
-
+        return found
