@@ -26,6 +26,8 @@ _LAZY = {
     "Hit": "types",
     "read_transcript": "files",
     "ExportOptions": "export",
+    "write_transcript": "export",
+    "Options": "pipeline",
     "MajlisError": "errors",
 }
 
@@ -37,7 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .files import read_transcript
     from .search import Index
     from .types import Hit, Segment, Transcript, Turn, Word
-    from .export import ExportOptions
+    from .export import ExportOptions, write_transcript
+    from .pipeline import Options
 
 
 def __getattr__(name: str) -> Any:

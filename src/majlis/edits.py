@@ -50,16 +50,18 @@ class EditError(UsageError):
     """An edit that does not fit the transcript (HTTP 400)."""
 
 
-class Stale(MajlisError):
-    """The transcript is no longer the version the edit was made against (HTTP 409)."""
+class Refused(MajlisError):
+    """A save or undo that would overwrite a change made since (HTTP 409): Stale or Conflict."""
 
     status = 409
 
 
-class Conflict(MajlisError):
-    """An undo whose edit was overtaken by a later change made outside the editor (HTTP 409)."""
+class Stale(Refused):
+    """The transcript is no longer the version the edit was made against."""
 
-    status = 409
+
+class Conflict(Refused):
+    """An undo whose edit was overtaken by a later change made outside the editor."""
 
 
 # -- versions and history --------------------------------------------------------------------------------

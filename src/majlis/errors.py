@@ -1,10 +1,28 @@
 """Every error a user can cause. The CLI turns each into one line and its exit code."""
 
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
 
 class MajlisError(Exception):
-    """Base of all errors majlis reports to users (never with a traceback)."""
+    """Base of all errors majlis reports to users (never with a traceback).
+
+    A message speaks of the library's arguments, each written {name} and listed in `arguments`: str() calls
+    each by its name ("workers 0: needs at least 1"), worded() as its caller calls it (the CLI: its flag,
+    "--workers 0: ...")."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, arguments: Sequence[str] = ()):
+        self.template, self.arguments = message, tuple(arguments)
+        super().__init__(self.worded(lambda name: name))
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        text = self.template
+        for name in self.arguments:
+            text = text.replace("{" + name + "}", name_of(name))
+        return text
 
 
 class UsageError(MajlisError):

@@ -221,7 +221,7 @@ class VoiceLibrary:
         from .files import check_writable
 
         if self.path.exists() and not self.path.is_dir():
-            raise OutputError(f"--voices {self.path}: exists and is not a folder")
+            raise OutputError(f"{{voices}} {self.path}: exists and is not a folder", arguments=("voices",))
         check_writable(self.path, "voice library")
 
     @contextmanager
@@ -457,8 +457,8 @@ def for_naming(voices_dir: str | os.PathLike | None, index_dir: str | os.PathLik
     lib = VoiceLibrary(voices_dir if explicit else default_dir(index_dir))
     if not lib.exists():
         if explicit:
-            raise VoiceError(f"--voices {lib.path}: not a voice library (no {MANIFEST}; "
-                             "majlis voices add NAME CLIP... makes one)")
+            raise VoiceError(f"{{voices}} {lib.path}: not a voice library (no {MANIFEST}; "
+                             "majlis voices add NAME CLIP... makes one)", arguments=("voices",))
         return None
     snap = lib.snapshot()
     return snap if snap.names else None

@@ -105,7 +105,8 @@ def resolve(model: str | None, model_dir: str | None, device: str | None) -> Res
         if (path / "model.bin").is_file():
             return Resolved(path, path.name, None, named_path=True)
         if path.is_file():
-            raise ModelError(f"faster-whisper model {model}: is a file; pass --model DIR, a CTranslate2 model folder")
+            raise ModelError(f"faster-whisper model {model}: is a file; pass {{model}} DIR, a CTranslate2 model "
+                             f"folder", arguments=("model",))
         raise ModelError(f"faster-whisper model {model}: no model.bin in it (not a CTranslate2 model folder)")
     name = model or ("turbo" if _device(device) == "cuda" else "base")
     if name not in available_models():
@@ -159,22 +160,11 @@ class FasterWhisperAsr(AsrEngineBase):
         r = resolve(model, model_dir, device)
         return r.why or _cannot_run(r, language, task or "transcribe")
 
-    def __init__(
-        self,
-        *,
-        model: str | None = None,
-        model_dir: str | None = None,
-        language: str | None = None,
-        task: str = "transcribe",
-        device: str | None = None,
-        compute_type: str | None = None,
-        beam_size: int | None = None,
-        threads: int | None = None,
-        vad: bool | None = None,
-        prompt: str | None = None,
-        hotwords: tuple[str, ...] = (),
-        speaker_names: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, *, model: str | None = None, model_dir: str | None = None, language: str | None = None,
+                 task: str = "transcribe", device: str | None = None, compute_type: str | None = None,
+                 beam_size: int | None = None, threads: int | None = None, vad: bool | None = None,
+                 prompt: str | None = None, hotwords: tuple[str, ...] = (),
+                 speaker_names: tuple[str, ...] = ()) -> None:
         task = task or "transcribe"
         language = check_language(language)
         device = _device(device)

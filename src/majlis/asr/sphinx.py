@@ -35,9 +35,10 @@ def supports(language: str | None, task: str) -> bool:
 
 def check(language: str | None, task: str) -> None:
     if task != "transcribe":
-        raise UsageError(f"sphinx cannot {task}: it only transcribes English (use --asr whisper)")
+        raise UsageError(f"sphinx cannot {task}: it only transcribes English (use {{asr}} whisper)", arguments=("asr",))
     if not supports(language, task):
-        raise UsageError(f"sphinx only knows English, not {language!r} (use --asr whisper for other languages)")
+        raise UsageError(f"sphinx only knows English, not {language!r} (use {{asr}} whisper for other languages)",
+                         arguments=("asr",))
 
 
 def _is_filler(word: str) -> bool:

@@ -207,13 +207,14 @@ def run_batch(
     is at `scheduler`, else a LocalCluster of `workers` processes; batch/dask.py).
     """
     if retry_failed and force:
-        raise UsageError("--retry-failed and --force contradict each other: choose one")
+        raise UsageError("{retry_failed} and {force} contradict each other: choose one",
+                         arguments=("retry_failed", "force"))
     if workers < 1:
-        raise UsageError(f"--workers {workers}: needs at least 1")
+        raise UsageError(f"{{workers}} {workers}: needs at least 1", arguments=("workers",))
     if executor not in ("local", "dask"):
-        raise UsageError(f"--executor {executor}: choose local or dask")
+        raise UsageError(f"{{executor}} {executor}: choose local or dask", arguments=("executor",))
     if scheduler and executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
+        raise UsageError("{scheduler} needs {executor} dask", arguments=("scheduler", "executor"))
     if executor == "dask" and executor_factory is None:
         from functools import partial
 
@@ -226,7 +227,7 @@ def run_batch(
         options = Options()
     out = Path(os.path.abspath(out_dir))
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+        raise UsageError(f"{{out_dir}} {out}: exists and is not a folder", arguments=("out_dir",))
     index_path = Path(os.path.abspath(index_dir)) if index_dir is not None else None
     if options.speakers_dir is not None:
         from ..speakers import enrollment_clips

@@ -186,31 +186,33 @@ def clip_command(episode: str, start: str, end: str, out_path: Path, pad: float,
     click.echo(f"{written} ({episode} {clock(s)}–{clock(e)})")
 
 
-@click.command("speakers")
-@index_option
-@json_option
-def speakers_command(index_dir: Path, as_json: bool) -> None:
-    """List speakers with their talk time and number of episodes."""
-    rows = _open(index_dir).speakers()
+def _listing(index_dir: Path, as_json: bool, what: str, name: str) -> tuple[list[dict], int]:
+    """The index's speakers or episodes, and the width of their `name` column; as JSON, printed here (and
+    nothing left to print)."""
+    rows = getattr(_open(index_dir), what)()
     if as_json:
         _echo_json(rows)
-        return
-    width = max((len(r["speaker"]) for r in rows), default=7)
+        return [], 0
+    return rows, max((len(r[name]) for r in rows), default=7)
+
+
+def _listing_command(name: str):
+    return lambda f: click.command(name)(index_option(json_option(f)))
+
+
+@_listing_command("speakers")
+def speakers_command(index_dir: Path, as_json: bool) -> None:
+    """List speakers with their talk time and number of episodes."""
+    rows, width = _listing(index_dir, as_json, "speakers", "speaker")
     for r in rows:
         click.echo(f"{r['speaker']:<{width}}  {clock(r['talk_time']):>10}  {r['episodes']} "
                    f"episode{'s' * (r['episodes'] != 1)}")
 
 
-@click.command("episodes")
-@index_option
-@json_option
+@_listing_command("episodes")
 def episodes_command(index_dir: Path, as_json: bool) -> None:
     """List indexed episodes."""
-    rows = _open(index_dir).episodes()
-    if as_json:
-        _echo_json(rows)
-        return
-    width = max((len(r["episode"]) for r in rows), default=7)
+    rows, width = _listing(index_dir, as_json, "episodes", "episode")
     for r in rows:
         about = "  ".join(str(r[k]) for k in ("date", "title") if r.get(k))
         click.echo(f"{r['episode']:<{width}}  {clock(r['duration']):>10}  {r['segments']:>5} segments  "

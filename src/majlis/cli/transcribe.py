@@ -9,6 +9,7 @@ import click
 from ..asr import ENGINES
 from ..diarize import DIARIZERS
 from ..errors import AudioError, MajlisError, UsageError
+from . import worded
 from .progress import WEIGHTS, progress_hook, status
 
 
@@ -197,7 +198,7 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
             if len(audio) == 1:
                 raise
             failures += 1
-            click.echo(f"majlis: error: {e}", err=True)
+            click.echo(f"majlis: error: {worded(e)}", err=True)
             continue
         if not verbose:
             continue

@@ -41,15 +41,8 @@ class Diarization:
 class Diarizer(Protocol):
     name: str  # recorded in the transcript's engines, e.g. "builtin:resemblyzer"
 
-    def diarize(
-        self,
-        audio: np.ndarray,
-        *,
-        num_speakers: int | None = None,
-        min_speakers: int | None = None,
-        max_speakers: int | None = None,
-        hook: ProgressHook | None = None,
-    ) -> Diarization:
+    def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
+                max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
         """Diarize 16 kHz mono float32 samples."""
         ...
 

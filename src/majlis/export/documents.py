@@ -105,8 +105,7 @@ def _with_fixed_zip_times(package: bytes) -> bytes:
 
 @register
 class HtmlWriter(Writer):
-    name, extension = "html", "html"
-    media_type = "text/html; charset=utf-8"
+    name, extension, media_type = "html", "html", "text/html; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return html_page(transcript, paragraphs(transcript), options.audio_url or transcript.audio)

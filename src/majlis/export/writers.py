@@ -46,7 +46,8 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.max_line_width < 1 or self.max_line_count < 1:
-            raise UsageError("--max-line-width and --max-line-count must be at least 1")
+            raise UsageError("{max_line_width} and {max_line_count} must be at least 1",
+                             arguments=("max_line_width", "max_line_count"))
 
 
 def clock(seconds: float, sep: str = ".") -> str:
@@ -175,8 +176,7 @@ def register(cls: type[Writer]) -> type[Writer]:
 
 @register
 class JsonWriter(Writer):
-    name, extension = "json", "json"
-    media_type = "application/json"
+    name, extension, media_type = "json", "json", "application/json"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return transcript_json(transcript)
@@ -184,8 +184,7 @@ class JsonWriter(Writer):
 
 @register
 class SrtWriter(Writer):
-    name, extension = "srt", "srt"
-    media_type = "application/x-subrip; charset=utf-8"
+    name, extension, media_type = "srt", "srt", "application/x-subrip; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks, n = [], 0
@@ -204,8 +203,7 @@ def _vtt_escape(text: str) -> str:
 
 @register
 class VttWriter(Writer):
-    name, extension = "vtt", "vtt"
-    media_type = "text/vtt; charset=utf-8"
+    name, extension, media_type = "vtt", "vtt", "text/vtt; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks = ["WEBVTT\n"]
@@ -224,8 +222,7 @@ def hms(seconds: float) -> str:
 
 @register
 class TxtWriter(Writer):
-    name, extension = "txt", "txt"
-    media_type = "text/plain; charset=utf-8"
+    name, extension, media_type = "txt", "txt", "text/plain; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return "\n".join(f"{who} [{hms(at)}]: {text}\n" for who, at, _, text in paragraphs(transcript))
@@ -248,8 +245,7 @@ def _one_line(text: str) -> str:
 
 @register
 class TsvWriter(Writer):
-    name, extension = "tsv", "tsv"
-    media_type = "text/tab-separated-values; charset=utf-8"
+    name, extension, media_type = "tsv", "tsv", "text/tab-separated-values; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         rows = ["start\tend\tspeaker\ttext\tspeaker_confidence"]
@@ -271,8 +267,7 @@ def rttm_safe(name: str) -> str:
 
 @register
 class RttmWriter(Writer):
-    name, extension = "rttm", "rttm"
-    media_type = "text/plain; charset=utf-8"
+    name, extension, media_type = "rttm", "rttm", "text/plain; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         turns = transcript.turns or tuple(Turn(s.speaker, s.start, s.end) for s in transcript.segments)

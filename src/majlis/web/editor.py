@@ -156,7 +156,7 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
 
         try:
             result = await run_in_threadpool(run)
-        except (edits.Stale, edits.Conflict) as e:
+        except edits.Refused as e:
             return error(409, str(e))
         except TranscriptError as e:
             return error(400, f"the transcript cannot be read: {e}")
