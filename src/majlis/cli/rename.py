@@ -36,7 +36,7 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
         raise UsageError("--voices goes with --learn (the library the renamed voices are added to)")
     learned = None
     if learn:
-        from ..voices import learn_from_rename
+        from ..samples import learn_from_rename
 
         # Checked and embedded before anything is renamed: a voice that cannot be learned renames nothing.
         learned = learn_from_rename(transcript, mapping, voices_dir=voices_dir, index_dir=index_dir)

@@ -28,6 +28,9 @@ class Nfkc(Filter):
             yield t
 
 
+Nfkc.__module__ = "majlis.index"  # as Pairs (whoosh/phrase.py): the path indexes on disk name it by
+
+
 # No stop list and no minimum length: a quote is searched word for word ("the", "a" and "I" included),
 # and phrase positions stay those of the spoken words. An index written before Nfkc keeps the analyzer it
 # was written with (whoosh stores it), which differs only for non-ASCII compatibility forms.

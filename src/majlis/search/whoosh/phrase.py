@@ -70,6 +70,12 @@ class Pairs(Filter):
             previous = text
 
 
+# The module whoosh finds it under when it unpickles an index's schema: the one it was first written under
+# (majlis/phrase.py re-exports it), so indexes written before and after the move are the same bytes and read
+# the same with either code.
+Pairs.__module__ = "majlis.phrase"
+
+
 def pair(first: str, second: str) -> str:
     return f"{first} {second}"  # analysed words hold no spaces, so a pair reads back one way only
 
