@@ -76,10 +76,10 @@ def client_cost(transcripts: list[Path], work: Path) -> dict:
     done of decode, asr, diarize, naming, exports) into the ledger, then the file's end (read the JSON
     transcript, add it to the index in one commit, the ledger's episode and run rows)."""
     sys.path.insert(0, str(common.ROOT / "src"))
-    from majlis.batch import _Run
-    from majlis.batch_worker import BatchEvent, FileResult, Settings
-    from majlis.collection import Job
-    from majlis.ledger import Ledger
+    from majlis.batch.run import _Run
+    from majlis.batch.worker import BatchEvent, FileResult, Settings
+    from majlis.batch.collection import Job
+    from majlis.batch.ledger import Ledger
     from majlis.pipeline import Options
 
     out = work / "out"
@@ -119,7 +119,7 @@ def synthetic_hours(folder: Path, count: int) -> list[Path]:
     import corpus
 
     sys.path.insert(0, str(common.ROOT / "src"))
-    from majlis.writers import write_transcript
+    from majlis.export.writers import write_transcript
 
     lang = corpus.archive_language()
     paths = []

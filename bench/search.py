@@ -1,4 +1,4 @@
-"""Index and search at archive scale: majlis.index (Whoosh) side by side with SQLite FTS5.
+"""Index and search at archive scale: majlis.search (Whoosh) side by side with SQLite FTS5.
 
 One archive grows through the sizes (e.g. 10 -> 100 -> 1000 hours); at each size both indexes are reopened
 fresh and the same query set runs in-process (one untimed warm-up pass, then timed passes). At the largest
@@ -118,7 +118,7 @@ def cold_worker(index_dir: Path, query: str) -> dict:
     """In a fresh process, as `majlis search` does it: where the cold-start time goes."""
     t0 = time.perf_counter()
     import majlis.cli  # noqa: F401  (the CLI's own import cost: click, rich, the command modules)
-    from majlis.index import Index
+    from majlis.search import Index
 
     t1 = time.perf_counter()
     prof = cProfile.Profile()
@@ -192,7 +192,7 @@ def plot(sizes: list[dict], path: Path) -> None:
 def schema_experiment(lang: corpus.Language, hours: float, work: Path) -> dict:
     """The same batch into a fresh index with the first run's schema (segment start/end NUMERIC, text stored)
     and with today's (both plain STORED, text not stored): what the schema change bought."""
-    import majlis.index as mi
+    import majlis.search.index as mi
     from whoosh.fields import NUMERIC, TEXT
 
     batch = [corpus.to_transcript(s) for s in corpus.episodes(lang, hours, seed=2)]
@@ -222,7 +222,7 @@ def schema_experiment(lang: corpus.Language, hours: float, work: Path) -> dict:
 def grow(lang: corpus.Language, sizes: list[float], args, work: Path, n_queries: int, passes: int,
          batch_hours: float, frequent: list[str], profile: dict | None) -> dict:
     """Index one archive through the sizes, timing both engines' queries at each; the last reader stays open."""
-    from majlis.index import Index
+    from majlis.search import Index
 
     idx_dir, fts_path = work / "index", work / "fts.sqlite"
     index = Index(idx_dir, create=True)
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         common.emit(cold_worker(Path(args.cold_worker[0]), args.cold_worker[1]))
         return 0
 
-    from majlis.index import Index
+    from majlis.search import Index
 
     sizes = [float(x) for x in (args.sizes or ("1,3" if args.quick else "10,100,1000")).split(",")]
     n_queries = args.queries or (12 if args.quick else 100)

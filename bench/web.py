@@ -36,7 +36,7 @@ STOP_FILE = "stop"
 
 
 def build_index(index_dir: Path, hours: float, seed: int) -> tuple[corpus.Language, list[str]]:
-    from majlis.index import Index
+    from majlis.search import Index
 
     lang = corpus.archive_language()
     specs = list(corpus.episodes(lang, hours, seed=seed))
@@ -49,7 +49,7 @@ def build_index(index_dir: Path, hours: float, seed: int) -> tuple[corpus.Langua
 
 def writer(index_dir: Path, hours: float, seed: int, pause: float) -> int:
     """Re-index episodes, one commit each, until STOP_FILE appears beside the index; prints the count."""
-    from majlis.index import Index
+    from majlis.search import Index
 
     # Episodes of their own (ids from 100,000): replacing the archive's would take speakers the clients ask for.
     specs = list(corpus.episodes(corpus.archive_language(), min(hours, 2.0), seed=seed, start_index=100_000))

@@ -299,7 +299,7 @@ def test_unreadable_file(made, tmp_path):
 
 
 def test_ffmpeg_discovery_and_pydub(speech_wav, tmp_path):
-    from majlis.clips import cut_clip
+    from majlis.export.clips import cut_clip
 
     exe = ffmpeg_binary()
     assert os.access(exe, os.X_OK)

@@ -19,10 +19,10 @@ import pytest
 
 from majlis.audio import ffmpeg_binary
 from majlis.batch import run_batch
-from majlis.batch_worker import FileResult
-from majlis.collection import assign_episodes, discover, episode_slug
+from majlis.batch.worker import FileResult
+from majlis.batch.collection import assign_episodes, discover, episode_slug
 from majlis.errors import UsageError
-from majlis.ledger import Ledger, OutLock, ledger_path
+from majlis.batch.ledger import Ledger, OutLock, ledger_path
 
 ENGINES = ("--asr", "sphinx", "--diarizer", "builtin")
 
@@ -242,7 +242,7 @@ def transcripts(out: Path) -> dict[str, bytes]:
 
 
 def index_view(out: Path) -> tuple[list, dict]:
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         episodes = [{k: v for k, v in e.items() if k != "transcript"} for e in ix.episodes()]
@@ -329,7 +329,7 @@ def test_new_voice_samples_redo_naming_not_asr(corpus, reference, tmp_path):
 @pytest.mark.slow
 def test_subtitle_options_rewrite_only_the_exports(corpus, reference, tmp_path):
     from majlis.files import read_transcript
-    from majlis.writers import WRITERS, ExportOptions
+    from majlis.export import WRITERS, ExportOptions
 
     out = tmp_path / "out"
     shutil.copytree(reference["out"], out, ignore=shutil.ignore_patterns("index"))
@@ -355,11 +355,11 @@ def test_subtitle_options_rewrite_only_the_exports(corpus, reference, tmp_path):
 def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes_it(corpus, reference, tmp_path, monkeypatch):
     import errno
 
-    import majlis.writers
+    import majlis.export
     from majlis.files import _output_error
     from majlis.pipeline import Options
 
-    real, calls = majlis.writers.write_transcript, []
+    real, calls = majlis.export.write_transcript, []
 
     def fills_up(transcript, out_dir, *a, **k):  # the disk fills while the second file's exports are written
         calls.append(transcript.episode)
@@ -367,7 +367,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes_it(corpus, refer
             raise _output_error(OSError(errno.ENOSPC, "No space left on device"), Path(out_dir))
         return real(transcript, out_dir, *a, **k)
 
-    monkeypatch.setattr(majlis.writers, "write_transcript", fills_up)
+    monkeypatch.setattr(majlis.export, "write_transcript", fills_up)
     out = tmp_path / "out"
     options = Options(asr="sphinx", diarizer="builtin")
     summary = run_batch([corpus["src"]], out, options=options, formats=["json", "srt"], workers=1)
@@ -379,7 +379,7 @@ def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes_it(corpus, refer
     assert "free some space and run it again" in failed[1]
     assert not list(out.glob("*.tmp")) and not list(out.glob(".*.tmp*"))
 
-    monkeypatch.setattr(majlis.writers, "write_transcript", real)  # space freed: the same run again finishes it
+    monkeypatch.setattr(majlis.export, "write_transcript", real)  # space freed: the same run again finishes it
     again = run_batch([corpus["src"]], out, options=options, formats=["json", "srt"], workers=1)
     assert not again.stopped and again.done == 3 and again.skipped == 1
     assert {ep for ep, (s, _) in episode_status(out).items() if s == "done"} == set(corpus["good"])
@@ -412,7 +412,7 @@ def test_a_csv_manifest_names_episodes_and_carries_metadata(corpus, reference, t
     assert doc["segments"] == ref["segments"]  # same recording, same engines: the cached stages served
     rows = stage_rows(out)
     assert rows["ep-001", "asr"][2:4] == (0, 1) and rows["ep-001", "diarize"][2:4] == (0, 1)  # reused, never ran
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         assert ix.episode("ep-001")["title"] == "The founding"
@@ -449,7 +449,7 @@ def test_kill_9_then_rerun_ends_identical_to_an_uninterrupted_run(corpus, refere
     after = stage_rows(out)
     for key, row in finished_before.items():  # nothing finished before the kill ran again
         assert after[key][2] == row[2], key
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         assert sorted(e["episode"] for e in ix.episodes()) == sorted(corpus["good"])  # each exactly once

@@ -19,9 +19,9 @@ import pytest
 
 from majlis.audio import ffmpeg_binary
 from majlis.batch import run_batch
-from majlis.batch_worker import process_file
+from majlis.batch.worker import process_file
 from majlis.errors import UsageError
-from majlis.ledger import Ledger
+from majlis.batch.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINES = ("--asr", "sphinx", "--diarizer", "builtin", "--format", "json")  # the library runs below write json only
@@ -51,7 +51,7 @@ def archive(tmp_path_factory) -> Path:
 
 def outcome(out: Path) -> dict:
     """What a run leaves: transcript bytes, the index's episodes and hits, each episode's status."""
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     with Index(out / "index") as ix:
         episodes = sorted(e["episode"] for e in ix.episodes())
@@ -151,7 +151,7 @@ def _options():
 
 
 def test_a_worker_killed_mid_file_is_rerun_with_identical_results(archive, local, tmp_path):
-    from majlis.batch_dask import DaskExecutor
+    from majlis.batch.dask import DaskExecutor
 
     executors, killed = [], []
 
@@ -184,7 +184,7 @@ def _kill_on_poison(fn, task):
 
 
 def test_a_poison_file_is_recorded_failed_and_the_run_goes_on(archive, local, tmp_path):
-    from majlis.batch_dask import DaskExecutor
+    from majlis.batch.dask import DaskExecutor
 
     class Poisoned(DaskExecutor):
         def submit(self, fn, /, *args):
@@ -235,8 +235,8 @@ def test_a_killed_client_takes_its_local_workers_along_and_the_rerun_completes(a
 
 
 def test_a_worker_that_cannot_see_the_output_folder_is_named(tmp_path, monkeypatch):
-    from majlis import batch_dask
-    from majlis.batch_worker import Settings
+    from majlis.batch import dask as batch_dask
+    from majlis.batch.worker import Settings
 
     class FakeWorker:  # the two attributes setup() uses
         address = "tcp://10.0.0.9:4000"
@@ -271,7 +271,7 @@ def test_dask_arguments_that_cannot_work_exit_2_with_one_line(archive, tmp_path)
 
 
 def test_an_unreachable_scheduler_is_a_usage_error(archive, tmp_path, monkeypatch):
-    from majlis import batch_dask
+    from majlis.batch import dask as batch_dask
 
     monkeypatch.setattr(batch_dask, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(UsageError, match=r"--scheduler tcp://127\.0\.0\.1:9: cannot connect to a Dask scheduler"):

@@ -111,7 +111,7 @@ def test_format_defaults_to_all(clip, tmp_path):
                   "--subtitles", "podcast")
     assert proc.returncode == 0, proc.stderr
     assert "clip: 14.0 s" in proc.stdout
-    from majlis.writers import WRITERS
+    from majlis.export.writers import WRITERS
 
     written = sorted(p.name for p in tmp_path.iterdir() if p.name != ".majlis")
     assert written == sorted(f"clip.{w.extension}" for w in WRITERS.values())

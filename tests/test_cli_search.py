@@ -294,7 +294,7 @@ def test_empty_filters_and_field_syntax_are_one_line_errors(indexed):
 
 
 def test_an_index_left_empty_answers_no_matches(tmp_path):
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     Index(tmp_path / "ix", create=True)  # what a kill between creating and the first commit leaves
     proc = majlis("search", "taliban", "--index", str(tmp_path / "ix"))

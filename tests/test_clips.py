@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from majlis.audio import SAMPLE_RATE, decode, ffmpeg_binary, probe
-from majlis.clips import cut_clip
+from majlis.export.clips import cut_clip
 from majlis.errors import AudioError, UsageError
 
 

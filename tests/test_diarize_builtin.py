@@ -12,7 +12,9 @@ import pytest
 
 from majlis.audio import decode
 from majlis.diarize import Diarization, get_diarizer
+from majlis import voice as V
 from majlis.diarize import builtin as B
+from majlis.diarize import vad
 from majlis.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,16 +46,16 @@ def panel():
 def test_windows_stay_inside_speech_stretches():
     # Frames 0-299 (3 s), a 0.5 s silence, frames 350-389 (a 0.4 s reply), silence, frames 500-649.
     frames = np.concatenate([np.arange(0, 300), np.arange(350, 390), np.arange(500, 650)])
-    starts, lengths = B.window_layout(frames, step=25, split=B.SPLIT)
+    starts, lengths = V.window_layout(frames, step=25, split=B.SPLIT)
     ends = starts + lengths
     stretches = [(0, 300), (300, 340), (340, 490)]  # in positions of `frames`
     for s, e in zip(starts, ends):
         assert any(a <= s and e <= b for a, b in stretches), "a window crosses a pause"
     assert (300, 340) in list(zip(starts.tolist(), ends.tolist())), "the short reply has a window of its own"
-    assert lengths.max() == B.WIN
+    assert lengths.max() == V.WIN
     # Without split, windows slide over everything and the last one ends at the end.
-    starts, lengths = B.window_layout(frames, step=25)
-    assert (lengths == B.WIN).all() and starts[-1] + B.WIN == len(frames)
+    starts, lengths = V.window_layout(frames, step=25)
+    assert (lengths == V.WIN).all() and starts[-1] + V.WIN == len(frames)
 
 
 def test_viterbi_switches_cheaply_at_pauses():
@@ -111,7 +113,7 @@ def test_cluster_counts_speakers_and_respects_bounds():
     order = rng.permutation(len(E))  # speakers alternate in time
     E, truth = E[order], truth[order]
     starts = np.arange(len(E)) * 200  # windows far apart: none share frames
-    ends = starts + B.WIN
+    ends = starts + V.WIN
     C = B.cluster(E, starts, ends, None, None, None)
     assert len(C) == 3
     assigned = np.argmax(E @ C.T, axis=1)
@@ -134,7 +136,7 @@ def test_unknown_diarizer_name():
 
 def test_speech_detection_follows_the_truth(panel):
     samples, truth = panel
-    mask = B.detect_speech(samples)
+    mask = vad.detect_speech(samples)
     inside = np.zeros_like(mask)
     for t in truth["turns"]:
         inside[int(t["start"] * 100) : int(np.ceil(t["end"] * 100))] = True
@@ -197,10 +199,10 @@ def test_overlapped_turn_change(diarizer, tmp_path):
 def test_spectrum_of_scattered_frames_is_the_same_as_of_all(panel):
     # The diarizer asks for the frames a batch of windows covers, never the whole recording at once.
     samples = panel[0][: 20 * SR + 123]
-    full = B.mel_at(samples, np.arange(1 + len(samples) // B.HOP), 0.5)
+    full = V.mel_at(samples, np.arange(1 + len(samples) // V.HOP), 0.5)
     picked = np.array([0, 1, 7, 500, 501, 1999, len(full) - 2, len(full) - 1])
     for chunk in (8192, 3):
-        part = B.mel_at(samples, picked, 0.5, chunk=chunk)
+        part = V.mel_at(samples, picked, 0.5, chunk=chunk)
         assert np.abs(part - full[picked]).max() <= 1e-6 * np.abs(full).max()
 
 
@@ -210,6 +212,6 @@ def test_encoder_input_is_resemblyzers_mel(panel):
     samples = panel[0][: 20 * SR + 123]
     reference = wav_to_mel_spectrogram(samples * 0.5)
     for chunk in (60_000, 333, 7):  # the chunked spectrum is the same whatever the chunk size
-        mel = B.mel_at(samples, np.arange(1 + len(samples) // B.HOP), 0.5, chunk=chunk)
+        mel = V.mel_at(samples, np.arange(1 + len(samples) // V.HOP), 0.5, chunk=chunk)
         assert mel.shape == reference.shape
         assert np.abs(mel - reference).max() <= 1e-5 * np.abs(reference).max()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 
-from majlis.documents import PALETTE, colour_index
-from majlis.writers import WRITERS, ExportOptions, paragraphs, write_transcript
+from majlis.export.documents import PALETTE, colour_index
+from majlis.export.writers import WRITERS, ExportOptions, paragraphs, write_transcript
 from test_writers import transcript  # noqa: F401 - the fixture
 
 

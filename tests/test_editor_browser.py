@@ -18,8 +18,8 @@ from test_index import truth_transcript
 from test_web_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (the same skip rule and marks)
 from majlis import edits
 from majlis.files import read_transcript
-from majlis.index import Index
-from majlis.writers import WRITERS, ExportOptions, parse_formats, relative_url, write_transcript
+from majlis.search.index import Index
+from majlis.export.writers import WRITERS, ExportOptions, parse_formats, relative_url, write_transcript
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "browser-test-token-0123"

@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from majlis import edits
 from majlis.edits import Conflict, EditError, Stale
 from majlis.files import read_transcript, transcript_json
-from majlis.index import Index
+from majlis.search.index import Index
 from majlis.types import Segment, Transcript, Turn, Word
-from majlis.writers import parse_formats, write_transcript
+from majlis.export.writers import parse_formats, write_transcript
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -245,7 +245,7 @@ class Killed(BaseException):
 
 
 def test_a_save_killed_at_any_point_is_all_before_or_all_after(out, tmp_path, monkeypatch):
-    import majlis.rename as rn
+    import majlis.export.rename as rn
 
     op = {"op": "reassign", "start": [0, 1], "end": [0, 3], "speaker": "SPEAKER_01"}
 
@@ -312,9 +312,9 @@ FIXED = __import__("datetime").datetime(2026, 1, 2, 3, 4, 5, tzinfo=__import__("
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    import majlis.rename as rn
+    import majlis.export.rename as rn
     from majlis import edits
-    from majlis.index import Index
+    from majlis.search.index import Index
     from datetime import datetime, timezone
     work, index_dir, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     calls = [0]
@@ -516,7 +516,7 @@ class _Inline:
     def submit(self, fn, task, *rest):
         from concurrent.futures import Future
 
-        from majlis.batch_worker import FileResult
+        from majlis.batch.worker import FileResult
 
         write_transcript(panel().with_changes(episode=task.episode), self.out, parse_formats("json"))
         f = Future()
@@ -555,7 +555,7 @@ def test_serve_edit_prints_the_token_completes_interrupted_saves_and_guards_post
     import urllib.error
     import urllib.request
 
-    import majlis.rename as rn
+    import majlis.export.rename as rn
 
     index_dir = tmp_path / "index"
     with Index(index_dir, create=True) as index:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from majlis import encoder
+from majlis.audio import SAMPLE_RATE
 from majlis.errors import ModelError
 
 
@@ -17,7 +18,7 @@ def call():
 
     path = resources.files("pyannote.audio") / "sample" / "sample.wav"
     samples, rate = sf.read(str(path), dtype="float32")
-    assert rate == encoder.SR
+    assert rate == SAMPLE_RATE
     return samples
 
 

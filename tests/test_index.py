@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from majlis.errors import IndexBusy, IndexMissing, QueryError
-from majlis.index import ANALYZER, Index, pack_words, unpack_words
+from majlis.search.index import ANALYZER, Index, pack_words, unpack_words
 from majlis.types import Segment, Transcript, Word
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,8 +149,8 @@ def test_every_distinctive_phrase_is_the_top_hit_at_its_first_word(index, panel)
 def test_fast_scoring_gives_whooshs_own_hits_order_and_scores(tmp_path, panel, vocab, monkeypatch):
     """majlis.fastscore against whoosh's own collector and scorer: every word of the panel, with and without
     a speaker filter, in an index with deleted documents and several whoosh segments."""
-    import majlis.fastscore as fs
-    import majlis.index as mi
+    import majlis.search.whoosh.fastscore as fs
+    import majlis.search.index as mi
     from whoosh.scoring import BM25F
 
     ix = Index(tmp_path / "ix", create=True)
@@ -172,7 +172,7 @@ def test_an_index_written_with_the_first_schema_still_works(tmp_path, panel):
     from whoosh import index as whoosh_index
     from whoosh.fields import NUMERIC, TEXT
 
-    import majlis.index as mi
+    import majlis.search.index as mi
 
     # The first release's schema: NUMERIC segment times, the text stored.
     old = mi.SCHEMA.copy()
@@ -385,7 +385,7 @@ def test_searches_never_see_half_an_episode(tmp_path, panel, vocab):
         import json, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_index import truth_transcript
-        from majlis.index import Index
+        from majlis.search.index import Index
         ix = Index({str(tmp_path / 'ix')!r})
         t = truth_transcript()
         print("start", flush=True)
@@ -505,7 +505,7 @@ def test_a_full_disk_while_indexing_is_one_error_naming_the_index(tmp_path, pane
 
 
 def test_a_toc_deleted_by_another_commit_while_opening_is_tried_again(tmp_path, panel):
-    from majlis.searchers import SearcherPool
+    from majlis.search.searchers import SearcherPool
 
     ix = Index(tmp_path / "ix", create=True)
     ix.add([panel])
@@ -556,7 +556,7 @@ def test_a_prefix_matches_every_word_starting_with_it_whatever_its_stem(tmp_path
 
 
 def test_prefixes_on_an_index_written_before_the_spoken_words_field(tmp_path, panel):
-    import majlis.index as mi
+    import majlis.search.index as mi
     from whoosh import index as whoosh_index
 
     old = mi.SCHEMA.copy()

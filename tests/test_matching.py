@@ -6,8 +6,8 @@ import pytest
 from whoosh.query import Prefix
 
 from majlis.errors import QueryError
-from majlis.index import ANALYZER, SCHEMA
-from majlis.matching import Leaf, parse_query, span_and_snippet
+from majlis.search.index import ANALYZER, SCHEMA
+from majlis.search.query import Leaf, parse_query, span_and_snippet
 
 WORDS = "Well, they were executed under Sharia law for betrayal, the officials said; executed, they said.".split()
 

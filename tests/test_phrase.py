@@ -13,12 +13,12 @@ import pytest
 from whoosh.collectors import FilterCollector, TopCollector
 from whoosh.query import Phrase, Term
 
-import majlis.fastscore as fs
-import majlis.index as mi
-import majlis.phrase as ph
-import majlis.postings as postings
-from majlis.index import Index, speaker_key
-from majlis.matching import parse_query
+import majlis.search.whoosh.fastscore as fs
+import majlis.search.index as mi
+import majlis.search.whoosh.phrase as ph
+import majlis.search.whoosh.postings as postings
+from majlis.search.index import Index, speaker_key
+from majlis.search.query import parse_query
 from majlis.types import Segment, Transcript
 from test_index import timed_words, truth_transcript
 
@@ -335,8 +335,8 @@ def test_a_one_off_search_does_not_import_numpy(archive, tmp_path):
     search in the same process may use it."""
     code = textwrap.dedent(f"""
         import sys
-        import majlis.fastscore as fs, majlis.phrase as ph
-        from majlis.index import Index
+        import majlis.search.whoosh.fastscore as fs, majlis.search.whoosh.phrase as ph
+        from majlis.search.index import Index
         fs.NUMPY_FROM = ph.NUMPY_FROM = 0  # every list long enough for numpy
         ix = Index({str(archive.path)!r})
         ix.search('"the state"')

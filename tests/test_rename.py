@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from majlis.cli import main
 from majlis.files import read_transcript
 from majlis.types import Segment, Transcript, Turn, Word
-from majlis.writers import WRITERS, ExportOptions, parse_formats, relative_url, write_transcript
+from majlis.export.writers import WRITERS, ExportOptions, parse_formats, relative_url, write_transcript
 
 EXTS = ("json", "srt", "vtt", "txt", "tsv", "rttm", "podcast.json", "html", "docx")
 
@@ -148,7 +148,7 @@ def test_every_registered_writer_is_covered():
 
 
 def test_rename_with_index_makes_searches_find_the_new_name(out, tmp_path):
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     index_dir = tmp_path / "index"
     with Index(index_dir, create=True) as index:
@@ -176,8 +176,8 @@ def test_a_missing_index_is_found_before_anything_is_written(out, tmp_path):
 @pytest.mark.parametrize("with_index", [False, True])
 def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_path_factory, monkeypatch,
                                                                         with_index):
-    import majlis.rename as rn
-    from majlis.index import Index
+    import majlis.export.rename as rn
+    from majlis.search.index import Index
 
     def indexed(folder: Path) -> Path:
         index_dir = folder.with_name(f"{folder.name}-index")
@@ -233,7 +233,7 @@ def test_a_rename_killed_at_any_point_is_completed_by_running_it_again(out, tmp_
 
 
 def test_an_interrupted_rename_must_be_finished_before_another(out, monkeypatch):
-    import majlis.rename as rn
+    import majlis.export.rename as rn
 
     real = rn.atomic_write_text
 

@@ -168,7 +168,7 @@ def test_panel_named_by_voice(panel):
 
 @pytest.mark.slow
 def test_naming_takes_what_diarizing_kept_then_lets_the_recording_go(panel, monkeypatch):
-    from majlis.diarize import builtin
+    from majlis import voice as builtin
 
     samples, _, diarizer = panel
     analysed = []

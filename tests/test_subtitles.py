@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from majlis.writers import PRESETS, WRITERS, ExportOptions, clock, write_transcript
+from majlis.export.writers import PRESETS, WRITERS, ExportOptions, clock, write_transcript
 from test_writers import LONG, transcript  # noqa: F401 - the fixture
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis.diarize import builtin as B
+from majlis import voice as B
 from majlis.diarize import vad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_real_voice_found_and_noise_left_out():
     h0 = q0 + 80 + 100
     assert mask[h0:].mean() < 0.05, "hum and hiss are not speech"
     # The energy detector, for comparison, takes the loud hum for speech.
-    assert B.detect_speech(x)[h0:].mean() > 0.5
+    assert vad.detect_speech(x)[h0:].mean() > 0.5
 
 
 def test_analysis_keeps_probabilities():

@@ -118,7 +118,7 @@ def majlis(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("what,change,where,rule", BROKEN[::4], ids=[b[0] for b in BROKEN[::4]])
 def test_index_and_rename_refuse_them_in_one_line_and_write_nothing(tmp_path, what, change, where, rule):
-    from majlis.index import Index
+    from majlis.search.index import Index
 
     p = tmp_path / "broken.json"
     p.write_text(json.dumps(change(good())))

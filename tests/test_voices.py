@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis import voices
+from majlis import samples, voices
 from majlis.errors import OutputError, TranscriptError, VoiceError
 from majlis.types import Segment, Transcript, Turn, Word
 from majlis.voices import VoiceLibrary
@@ -177,11 +177,11 @@ def _transcript(words: list[tuple[str, float, float]], turns=None) -> Transcript
 
 def test_speaker_spans_are_their_words_alone():
     t = _transcript([("A", 0.0, 0.5), ("A", 0.6, 1.0), ("B", 1.2, 1.5), ("A", 1.7, 2.0), ("A", 4.0, 4.5)])
-    assert voices.speaker_spans(t, "A") == ((0.0, 1.0), (1.7, 2.0), (4.0, 4.5))
-    assert voices.speaker_spans(t, "B") == ((1.2, 1.5),)
+    assert samples.speaker_spans(t, "A") == ((0.0, 1.0), (1.7, 2.0), (4.0, 4.5))
+    assert samples.speaker_spans(t, "B") == ((1.2, 1.5),)
     # No words: their turns less everyone else's.
     t = _transcript([], [Turn("A", 0.0, 10.0), Turn("B", 4.0, 6.0)])
-    assert voices.speaker_spans(t, "A") == ((0.0, 4.0), (6.0, 10.0))
+    assert samples.speaker_spans(t, "A") == ((0.0, 4.0), (6.0, 10.0))
 
 
 def test_episode_voice_checks_before_decoding(tmp_path):
@@ -189,20 +189,20 @@ def test_episode_voice_checks_before_decoding(tmp_path):
     t = _transcript([("A", 0.0, 2.0), ("B", 3.0, 3.2)])
     path.write_text(json.dumps(t.to_dict()))
     with pytest.raises(VoiceError, match="no speaker 'C' in episode 'ep'; its speakers are A, B"):
-        voices.episode_voice(path, "C")
+        samples.episode_voice(path, "C")
     with pytest.raises(VoiceError, match="recording ep.wav is not here"):
-        voices.episode_voice(path, "A")
+        samples.episode_voice(path, "A")
     (tmp_path / "ep.wav").write_bytes(b"RIFF")
     with pytest.raises(VoiceError, match="speaks too little"):
-        voices.episode_voice(path, "B")
-    assert voices.episode_voice(path, "A").spans == ((0.0, 2.0),)
+        samples.episode_voice(path, "B")
+    assert samples.episode_voice(path, "A").spans == ((0.0, 2.0),)
     with pytest.raises(TranscriptError, match="no such transcript"):
-        voices.find_transcript(tmp_path / "gone.json")
+        samples.find_transcript(tmp_path / "gone.json")
     with pytest.raises(VoiceError, match="nor an episode in the index"):
-        from majlis.index import Index
+        from majlis.search.index import Index
 
         Index(tmp_path / "index", create=True).close()
-        voices.find_transcript("gone", tmp_path / "index")
+        samples.find_transcript("gone", tmp_path / "index")
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from majlis.cli import main
 from majlis.files import atomic_write_text, read_transcript, transcript_json
-from majlis.index import Index
+from majlis.search.index import Index
 from test_index import SHARED, SHARED_BY, timed_words, truth_transcript
 from majlis.types import Segment, Transcript, Word
 from majlis.web.app import create_app, snippet_html

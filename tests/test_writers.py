@@ -13,7 +13,7 @@ import pytest
 from majlis.errors import OutputError, UsageError
 from majlis.files import read_transcript
 from majlis.types import Segment, Transcript, Turn, Word
-from majlis.writers import LINE_CHARS, WRITERS, Writer, clock, parse_formats, write_transcript
+from majlis.export.writers import LINE_CHARS, WRITERS, Writer, clock, parse_formats, write_transcript
 
 LONG = ("the islamic movement of uzbekistan was founded in the late nineteen nineties by tahir yuldashev and "
         "juma namangani, and it fought in tajikistan & afghanistan <before> moving to waziristan.")
@@ -232,7 +232,7 @@ def test_a_crash_during_the_write_itself_keeps_the_previous_file(tmp_path, trans
 
 @pytest.mark.parametrize("fail_at", range(9))
 def test_the_set_of_exports_is_replaced_all_together_or_not_at_all(tmp_path, transcript, monkeypatch, fail_at):
-    from majlis.writers import WRITERS
+    from majlis.export.writers import WRITERS
 
     written = write_transcript(transcript, tmp_path, ["all"])
     assert len(written) == len(WRITERS) == 9
@@ -253,7 +253,7 @@ def test_the_set_of_exports_is_replaced_all_together_or_not_at_all(tmp_path, tra
 
 
 def test_cues_spread_text_evenly_instead_of_leaving_a_widow():
-    from majlis.writers import cues
+    from majlis.export.writers import cues
 
     seventeen = seg(0, "A", " ".join(["word"] * 17), 0.0)  # greedy 42-char lines: 8 + 8 words, then 1 alone
     got = [lines for _, _, lines in cues(seventeen)]

@@ -18,14 +18,16 @@ __version__ = "0.1.0"
 # name -> the module that defines it
 _LAZY = {
     "transcribe": "api",
-    "Index": "index",
+    "Index": "search",
     "Transcript": "types",
     "Segment": "types",
     "Word": "types",
     "Turn": "types",
     "Hit": "types",
     "read_transcript": "files",
-    "ExportOptions": "writers",
+    "ExportOptions": "export",
+    "write_transcript": "export",
+    "Options": "pipeline",
     "MajlisError": "errors",
 }
 
@@ -35,9 +37,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .api import transcribe
     from .errors import MajlisError
     from .files import read_transcript
-    from .index import Index
+    from .search import Index
     from .types import Hit, Segment, Transcript, Turn, Word
-    from .writers import ExportOptions
+    from .export import ExportOptions, write_transcript
+    from .pipeline import Options
 
 
 def __getattr__(name: str) -> Any:

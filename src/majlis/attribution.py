@@ -65,7 +65,8 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
         return words
     if len(labels) < 2:  # nobody to confuse the speaker with (or no diarizer ran): nothing to say
         return words
-    from .diarize.builtin import HOP, SR, analyse, embed_layout, embed_windows
+    from .audio import SAMPLE_RATE
+    from .voice import HOP, analyse, embed_layout, embed_windows
 
     found = analyse(samples, remember=False)  # the recording's last use: what diarizing it kept is let go
     speech = np.flatnonzero(found.speech)
@@ -94,10 +95,10 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
 
     near, run_len = _turn_info(words, exclusive)
     own = (near < NEAR_CHANGE) | (run_len < SHORT_TURN)
-    half = WINDOW * SR / HOP / 2
+    half = WINDOW * SAMPLE_RATE / HOP / 2
     # A word's window: its own centre, or the centre of its 1 s grid cell; windows asked twice are made once.
     centres = np.array([(w.start + w.end) / 2 if o else (np.floor((w.start + w.end) / 2 / WINDOW) + 0.5) * WINDOW
-                        for w, o in zip(words, own)]) * SR / HOP
+                        for w, o in zip(words, own)]) * SAMPLE_RATE / HOP
     keys, which = np.unique(np.round(centres).astype(int), return_inverse=True)
     starts, lengths = [], []
     for c in keys:

@@ -50,16 +50,18 @@ class EditError(UsageError):
     """An edit that does not fit the transcript (HTTP 400)."""
 
 
-class Stale(MajlisError):
-    """The transcript is no longer the version the edit was made against (HTTP 409)."""
+class Refused(MajlisError):
+    """A save or undo that would overwrite a change made since (HTTP 409): Stale or Conflict."""
 
     status = 409
 
 
-class Conflict(MajlisError):
-    """An undo whose edit was overtaken by a later change made outside the editor (HTTP 409)."""
+class Stale(Refused):
+    """The transcript is no longer the version the edit was made against."""
 
-    status = 409
+
+class Conflict(Refused):
+    """An undo whose edit was overtaken by a later change made outside the editor."""
 
 
 # -- versions and history --------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def merge(t: Transcript, seg: int) -> Transcript:
 
 
 def rename_speaker(t: Transcript, old: str, new: str) -> Transcript:
-    from .rename import apply_mapping
+    from .export.rename import apply_mapping
 
     old, new = _name(old), _name(new)
     try:
@@ -339,7 +341,7 @@ def save(transcript_path: str | os.PathLike, op: Mapping[str, Any], *, version: 
     """Apply one edit (or undo) to the transcript at `version` and save it with every export, the episode in
     `index` and its history line as one change (rename.replace_episode). Returns {"version", "record"}
     ("record" None when the edit changed nothing). Stale if the transcript is not at `version`."""
-    from .rename import finish_interrupted, replace_episode
+    from .export.rename import finish_interrupted, replace_episode
 
     path = Path(transcript_path)
     with _locked(path):

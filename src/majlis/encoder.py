@@ -14,9 +14,9 @@ from importlib import resources
 
 import numpy as np
 
+from .audio import SAMPLE_RATE
 from .errors import ModelError
 
-SR = 16000
 HOP = 160  # 10 ms mel frames
 N_FFT = 400  # 25 ms windows
 N_MELS = 40
@@ -55,8 +55,8 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 def mel_basis() -> np.ndarray:
     """librosa.filters.mel(sr=16000, n_fft=400, n_mels=40), the filters resemblyzer was trained with. Our own
     copy because importing librosa costs 2 s and 100 MB (numba) for one 40 x 201 matrix."""
-    fft_hz = np.linspace(0, SR / 2, 1 + N_FFT // 2)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SR / 2)), N_MELS + 2))
+    fft_hz = np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(np.array(0.0)), _hz_to_mel(np.array(SAMPLE_RATE / 2)), N_MELS + 2))
     ramps = edges[:, None] - fft_hz[None, :]
     width = np.diff(edges)
     w = np.maximum(0, np.minimum(-ramps[:-2] / width[:-1, None], ramps[2:] / width[1:, None]))

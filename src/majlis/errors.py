@@ -1,10 +1,28 @@
 """Every error a user can cause. The CLI turns each into one line and its exit code."""
 
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
 
 class MajlisError(Exception):
-    """Base of all errors majlis reports to users (never with a traceback)."""
+    """Base of all errors majlis reports to users (never with a traceback).
+
+    A message speaks of the library's arguments, each written {name} and listed in `arguments`: str() calls
+    each by its name ("workers 0: needs at least 1"), worded() as its caller calls it (the CLI: its flag,
+    "--workers 0: ...")."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, arguments: Sequence[str] = ()):
+        self.template, self.arguments = message, tuple(arguments)
+        super().__init__(self.worded(lambda name: name))
+
+    def worded(self, name_of: Callable[[str], str]) -> str:
+        text = self.template
+        for name in self.arguments:
+            text = text.replace("{" + name + "}", name_of(name))
+        return text
 
 
 class UsageError(MajlisError):
@@ -24,8 +42,8 @@ class OutputError(MajlisError):
 
     exit_code = 2
 
-    def __init__(self, message: str, *, disk_full: bool = False):
-        super().__init__(message)
+    def __init__(self, message: str = "", *, arguments: Sequence[str] = (), disk_full: bool = False):
+        super().__init__(message, arguments=arguments)
         self.disk_full = disk_full  # no space or over quota: nothing else will fit either until space is freed
 
 
@@ -33,6 +51,7 @@ class ModelError(MajlisError):
     """An engine or its weights cannot be loaded."""
 
     exit_code = 2
+    replaceable = False  # True: "auto" may try the next engine instead (WeightsUnusable)
 
 
 class WeightsUnusable(ModelError):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .errors import OutputError, TranscriptError
 from .types import Transcript
@@ -127,3 +128,67 @@ def read_transcript(path: str | os.PathLike) -> Transcript:
         return Transcript.from_dict(data)
     except TranscriptError as e:
         raise TranscriptError(f"{p}: {e}") from None
+
+
+def json_output(episode: str, outputs: Sequence[str | os.PathLike]) -> str | os.PathLike | None:
+    """The JSON transcript among an episode's written files: <episode>.json, else the first JSON."""
+    preferred = next((o for o in outputs if Path(o).name == f"{episode}.json"), None)
+    return preferred if preferred is not None else next((o for o in outputs if str(o).endswith(".json")), None)
+
+
+def recording_candidates(audio: str, transcript: str | os.PathLike | None = None, *,
+                         bases: Sequence[str | os.PathLike] = (), recorded: str | None = None) -> list[Path]:
+    """Where the recording a transcript names (`audio`, as written in it) may be on this machine, in the order
+    they are tried: an absolute path as written; a relative one against the transcript's folder, then each of
+    `bases`, then the working directory; then a file of its name beside the transcript; last, `recorded` (where
+    the indexer found it)."""
+    written = Path(str(audio or ""))
+    folder = Path(transcript).resolve().parent if transcript else None
+    out: list[Path] = []
+    if str(written) not in ("", "."):
+        if written.is_absolute():
+            out.append(written)
+        else:
+            out += [base / written for base in [*([folder] if folder else []), *map(Path, bases), Path.cwd()]]
+        if folder is not None:
+            out.append(folder / written.name)
+    if recorded:
+        out.append(Path(recorded))
+    return out
+
+
+def find_recording(audio: str, transcript: str | os.PathLike | None = None, *,
+                   bases: Sequence[str | os.PathLike] = (), recorded: str | None = None) -> Path | None:
+    """The first of recording_candidates that is a file, resolved; None when none is."""
+    found = next((c for c in recording_candidates(audio, transcript, bases=bases, recorded=recorded)
+                  if c.is_file()), None)
+    return found.resolve() if found is not None else None
+
+
+# content keys ------------------------------------------------------------------------------------------
+
+
+def digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_fingerprint(folder: str | os.PathLike | None) -> str:
+    """Content hash of a folder of voice samples: renaming, adding or re-recording a sample changes it."""
+    if folder is None:
+        return ""
+    root = Path(folder)
+    entries = [
+        (p.relative_to(root).as_posix(), file_sha256(p))
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return digest("speakers", entries)

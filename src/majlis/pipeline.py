@@ -1,7 +1,8 @@
 """The whole data path: decode -> ASR -> diarize -> name speakers -> align words -> Transcript.
 
-Each stage is one function so batch mode can cache and resume them one by one; `transcribe_file`
-is the straight path a newcomer reads top to bottom.
+Each stage is one function, and run_stages is the only place they are put in sequence: `transcribe_file`
+(the straight path a newcomer reads top to bottom), the `majlis transcribe` command and every batch worker
+call it, with a stage cache (stagecache.py) where a stage may be reused.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from . import align, attribution, audio
 from .asr import AsrEngine, AsrResult, engine_class, get_asr, own_options, plan_asr
 from .diarize import Diarization, Diarizer, get_diarizer
+from .errors import UsageError
+from .files import json_output, read_transcript
 from .speakers import Naming, name_speakers
-from .types import Damage, ProgressHook, Transcript
+from .stagecache import Direct
+from .types import ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
 
@@ -59,6 +63,7 @@ class Engines:
 
     asr: AsrEngine
     diarizer: Diarizer | None
+    side_by_side: bool = True  # run_stages runs ASR and diarization at the same time
 
     @classmethod
     def load(cls, options: Options, *, side_by_side: bool = True) -> "Engines":
@@ -81,25 +86,21 @@ class Engines:
                 diarizer = get_diarizer(
                     options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
                 )
-            respawn = getattr(asr, "respawn", None)
-            if beside and asr.holds_gil and respawn:  # whisper that fell back to sphinx
+            if beside and asr.holds_gil and asr.respawn:  # whisper that fell back to sphinx
                 from .asr.child import ChildProcessAsr
 
-                asr = ChildProcessAsr(respawn[0], **respawn[1])
+                asr = ChildProcessAsr(asr.respawn[0], **asr.respawn[1])
             asr.name  # noqa: B018 - wait until a child has loaded, and fail here if it cannot
         except BaseException:
-            close = getattr(asr, "close", None)
-            if close:
-                close()
+            asr.close()
             raise
-        return cls(asr, diarizer)
+        return cls(asr, diarizer, side_by_side)
 
     def close(self) -> None:
         """Release what the engines hold outside this process (the ASR child process)."""
         for engine in (self.asr, self.diarizer):
-            close = getattr(engine, "close", None)
-            if close:
-                close()
+            if engine is not None:
+                engine.close()
 
     def describe(self) -> dict[str, str]:
         return {"asr": self.asr.name, "diarizer": self.diarizer.name if self.diarizer else "none"}
@@ -151,36 +152,72 @@ def naming_stage(samples: np.ndarray, diarization: Diarization, options: Options
     return Naming(naming.mapping, naming.scores, library.metadata()) if library else naming
 
 
-def assemble(
-    *,
-    episode: str,
-    audio_path: str,
-    samples: np.ndarray,
-    asr_result: AsrResult,
-    diarization: Diarization,
-    naming: Naming,
-    engines: Mapping[str, str],
-    metadata: Mapping[str, str] | None = None,
-    damage: Damage | None = None,
-) -> Transcript:
+@dataclass(frozen=True)
+class Staged:
+    """What the stages made of one recording, before it is a Transcript (assemble)."""
+
+    path: str
+    samples: np.ndarray
+    asr: AsrResult
+    diarization: Diarization
+    naming: Naming
+    engines: Mapping[str, str]  # the engines' names, for the transcript
+
+
+def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: ProgressHook | None = None,
+               cache: Direct | None = None) -> Staged:
+    """decode -> (asr || diarize) -> name speakers: the one sequence every way in runs (transcribe_file, the
+    `majlis transcribe` command, each batch worker). `cache` decides each stage's value (stagecache.StageCache
+    takes finished ones from <out>/.majlis/cache; batch's reports each stage as it goes); None computes all.
+    ASR and diarization run side by side when the engines were loaded for that, else one after the other."""
+    cache = cache or Direct()
+    samples = cache.decode(path, lambda: decode_stage(path, hook))
+    names = engines.describe()
+    cache.open(path, names, options)
+    asr = lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook))  # noqa: E731
+    diarize = lambda: cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))  # noqa: E731
+    if engines.side_by_side:
+        # ASR and diarization read the same samples and share nothing: run them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            asr_future = pool.submit(asr)
+            try:
+                diarization = diarize()
+                asr_result = asr_future.result()
+            except KeyboardInterrupt:
+                engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
+                raise
+    else:
+        asr_result = asr()
+        diarization = diarize()
+    if hook:
+        hook("name", 0, 2)
+    naming = cache.run("naming", lambda: naming_stage(samples, diarization, options))
+    if hook:
+        hook("name", 1, 2)
+    return Staged(str(path), samples, asr_result, diarization, naming, names)
+
+
+def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None = None) -> Transcript:
+    """The Transcript: words aligned to the named speakers, each word's speaker re-checked by its voice."""
+    samples, naming = staged.samples, staged.naming
     duration = len(samples) / audio.SAMPLE_RATE
-    named = naming.apply(diarization)
+    named = naming.apply(staged.diarization)
     segments = align.align_words(
-        asr_result.segments, named.exclusive, duration=duration, turns=named.turns,
+        staged.asr.segments, named.exclusive, duration=duration, turns=named.turns,
         recheck=lambda words: attribution.recheck(samples, words, named.exclusive))
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,
-        audio=audio_path,
+        audio=staged.path,
         duration=duration,
-        language=asr_result.language,
-        engines=dict(engines),
+        language=staged.asr.language,
+        engines=dict(staged.engines),
         speakers=speakers,
         segments=segments,
         turns=named.turns,
         speaker_scores=naming.scores,
         metadata={**dict(metadata or {}), **dict(naming.metadata)},
-        damage=damage,
+        damage=audio.damage_of(samples),
     )
 
 
@@ -192,40 +229,24 @@ def transcribe_file(
     engines: Engines | None = None,
     hook: ProgressHook | None = None,
     metadata: Mapping[str, str] | None = None,
-    stage: Callable[[str, Callable[[], Any]], Any] | None = None,
+    cache: Direct | None = None,
 ) -> Transcript:
-    """Turn one recording into a speaker-attributed, word-timed transcript.
-
-    `stage(name, compute)` runs the asr, diarize and naming stages (resume.stage_cache takes them from a cache
-    when it can); by default each is computed."""
+    """Turn one recording into a speaker-attributed, word-timed transcript (run_stages, then assemble)."""
     engines = engines or Engines.load(options)
-    run = stage or (lambda name, compute: compute())
-    samples = decode_stage(path, hook)
-    # ASR and diarization read the same samples and share nothing: run them side by side.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        asr_future = pool.submit(run, "asr", lambda: asr_stage(engines, samples, hook))
-        try:
-            diarization = run("diarize", lambda: diarize_stage(engines, samples, options, hook))
-            asr_result = asr_future.result()
-        except KeyboardInterrupt:
-            engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
-            raise
-    if hook:
-        hook("name", 0, 2)
-    naming = run("naming", lambda: naming_stage(samples, diarization, options))
-    if hook:
-        hook("name", 1, 2)
-    transcript = assemble(
-        episode=episode or Path(path).stem,
-        audio_path=str(path),
-        samples=samples,
-        asr_result=asr_result,
-        diarization=diarization,
-        naming=naming,
-        engines=engines.describe(),
-        metadata=metadata,
-        damage=audio.damage_of(samples),
-    )
+    staged = run_stages(path, options=options, engines=engines, hook=hook, cache=cache)
+    transcript = assemble(staged, episode=episode or Path(path).stem, metadata=metadata)
     if hook:
         hook("name", 2, 2)
     return transcript
+
+
+def index_stage(index, episode: str, outputs: Sequence[str | Path], transcript: Transcript | None = None) -> None:
+    """Add (or replace) the episode in `index`, from its JSON transcript among `outputs` (read from disk when
+    `transcript` is not given: a batch run's exports may be from an earlier run)."""
+    path = json_output(episode, outputs)
+    if transcript is None:
+        if path is None:
+            raise UsageError(f"{episode}: no JSON transcript among the outputs to index")
+        transcript = read_transcript(path)
+    # Index.add replaces the episode's documents in one commit: re-adding after a crash never duplicates.
+    index.add([transcript], transcript_paths={transcript.episode: Path(path)} if path is not None else None)

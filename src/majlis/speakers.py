@@ -81,6 +81,14 @@ class Naming:
 
         return Diarization(rename(diarization.turns), rename(diarization.exclusive))
 
+    def to_dict(self) -> dict:
+        out = {"mapping": dict(self.mapping), "scores": {k: float(v) for k, v in dict(self.scores).items()}}
+        return {**out, "metadata": dict(self.metadata)} if self.metadata else out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Naming":
+        return cls(mapping=dict(d["mapping"]), scores=dict(d["scores"]), metadata=dict(d.get("metadata", {})))
+
 
 _LABEL = re.compile(r"^[^=,]+$")
 
@@ -264,7 +272,7 @@ def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None =
     """One unit voice embedding per group of spans ({key: [(start, end), ...]} in seconds; None: all the
     speech): the length-weighted mean of resemblyzer window embeddings, as its embed_utterance averages its
     partials. A group with less than `min_speech` seconds of speech gets None."""
-    from .diarize.builtin import STEP, analyse, embed_windows
+    from .voice import STEP, analyse, embed_windows
 
     found = analyse(samples, remember=remember)
     out = {}

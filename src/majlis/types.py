@@ -156,7 +156,7 @@ class Transcript:
         (max_line_width, max_line_count, highlight_words, podcast_words). Returns the paths written; raises
         UsageError for an unknown format or option."""
         from .errors import UsageError
-        from .writers import ExportOptions, write_transcript
+        from .export import ExportOptions, write_transcript
 
         try:
             options = ExportOptions(**export_options)

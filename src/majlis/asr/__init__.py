@@ -1,7 +1,7 @@
 """Speech recognisers behind one small interface, chosen by name from REGISTRY.
 
 The pipeline only sees `AsrEngine`; engine modules import their heavy libraries lazily. Adding an engine is one
-module with a class that follows `EngineClass`, plus one REGISTRY line.
+module with a class that follows `EngineClass` (AsrEngineBase gives the defaults), plus one REGISTRY line.
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ class AsrResult:
     # Engine segments in time order; speaker is "" until alignment assigns one. Words carry times.
     segments: tuple[Segment, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"language": self.language, "segments": [s.to_dict() for s in self.segments]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AsrResult":
+        return cls(str(d["language"]), tuple(Segment.from_dict(s) for s in d["segments"]))
+
 
 class AsrEngine(Protocol):
     name: str  # recorded in the transcript's engines, e.g. "sphinx:en-us", "faster-whisper:tiny.en"
@@ -50,6 +57,25 @@ class AsrEngine(Protocol):
     def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
         """Transcribe 16 kHz mono float32 samples."""
         ...
+
+    # How a process of its own loads the same engine, (name, options) for get_asr; None: as it was chosen.
+    # (sphinx that "auto" fell back to from whisper says it, so that it too runs beside the diarizer.)
+    respawn: tuple[str, dict[str, Any]] | None
+
+    def close(self) -> None:
+        """Release what the engine holds outside this process (a child process)."""
+        ...
+
+
+class AsrEngineBase:
+    """The protocol's defaults, for an engine class to inherit."""
+
+    holds_gil: ClassVar[bool] = False
+    options: ClassVar[frozenset[str]] = frozenset()
+    respawn: tuple[str, dict[str, Any]] | None = None
+
+    def close(self) -> None:
+        pass
 
 
 class EngineClass(Protocol):
@@ -146,7 +172,7 @@ def get_asr(name: str, *, planned: str | None = None, decode_options: dict | Non
         except ModelError as e:
             # Only weights auto found by itself (a cache, a bundled model) may be passed over; a checkpoint the
             # user named that cannot load is said as it is rather than hidden behind an engine switch.
-            if name != "auto" or not getattr(e, "replaceable", False):
+            if name != "auto" or not e.replaceable:
                 raise
             tried.append(planned)
             planned = _plan_auto(choice, skip=tried,

@@ -27,7 +27,7 @@ import numpy as np
 from ..audio import backing_file, scratch_file
 from ..errors import EngineCrashed
 from ..types import ProgressHook
-from . import AsrResult
+from . import AsrEngineBase, AsrResult
 
 
 def _portable(error: BaseException) -> BaseException:
@@ -92,7 +92,7 @@ def serve() -> None:
             outbox.send(("error", _portable(e)))
 
 
-class ChildProcessAsr:
+class ChildProcessAsr(AsrEngineBase):
     """An `AsrEngine` whose engine lives in a spawned child process, loaded once and reused for every file."""
 
     holds_gil: ClassVar[bool] = False  # this process only waits for the child's answers

@@ -11,9 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import blocks
+from ..audio import SAMPLE_RATE, blocks
 
-SAMPLE_RATE = 16000
 FRAME = 160  # 10 ms
 FRAMES_PER_SECOND = SAMPLE_RATE // FRAME
 

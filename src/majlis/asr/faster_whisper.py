@@ -21,7 +21,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 from .whisper import (CHUNK_MAX, CHUNK_TARGET, COMPRESSION_RATIO_THRESHOLD, HALLUCINATION_SILENCE,
                       LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, spellings)
 
@@ -105,7 +105,8 @@ def resolve(model: str | None, model_dir: str | None, device: str | None) -> Res
         if (path / "model.bin").is_file():
             return Resolved(path, path.name, None, named_path=True)
         if path.is_file():
-            raise ModelError(f"faster-whisper model {model}: is a file; pass --model DIR, a CTranslate2 model folder")
+            raise ModelError(f"faster-whisper model {model}: is a file; pass {{model}} DIR, a CTranslate2 model "
+                             f"folder", arguments=("model",))
         raise ModelError(f"faster-whisper model {model}: no model.bin in it (not a CTranslate2 model folder)")
     name = model or ("turbo" if _device(device) == "cuda" else "base")
     if name not in available_models():
@@ -145,7 +146,7 @@ def _cannot_run(r: Resolved, language: str | None, task: str) -> str | None:
     return None
 
 
-class FasterWhisperAsr:
+class FasterWhisperAsr(AsrEngineBase):
     holds_gil: ClassVar[bool] = False
     options: ClassVar[frozenset[str]] = frozenset(
         {"model", "model_dir", "device", "compute_type", "beam_size", "threads", "vad", "prompt", "hotwords",
@@ -159,22 +160,11 @@ class FasterWhisperAsr:
         r = resolve(model, model_dir, device)
         return r.why or _cannot_run(r, language, task or "transcribe")
 
-    def __init__(
-        self,
-        *,
-        model: str | None = None,
-        model_dir: str | None = None,
-        language: str | None = None,
-        task: str = "transcribe",
-        device: str | None = None,
-        compute_type: str | None = None,
-        beam_size: int | None = None,
-        threads: int | None = None,
-        vad: bool | None = None,
-        prompt: str | None = None,
-        hotwords: tuple[str, ...] = (),
-        speaker_names: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, *, model: str | None = None, model_dir: str | None = None, language: str | None = None,
+                 task: str = "transcribe", device: str | None = None, compute_type: str | None = None,
+                 beam_size: int | None = None, threads: int | None = None, vad: bool | None = None,
+                 prompt: str | None = None, hotwords: tuple[str, ...] = (),
+                 speaker_names: tuple[str, ...] = ()) -> None:
         task = task or "transcribe"
         language = check_language(language)
         device = _device(device)

@@ -15,7 +15,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 FRAMES_PER_SECOND = 100
 # pocketsphinx's search holds the GIL; between 0.25 s blocks other threads (progress, a web server) get a turn.
@@ -35,16 +35,17 @@ def supports(language: str | None, task: str) -> bool:
 
 def check(language: str | None, task: str) -> None:
     if task != "transcribe":
-        raise UsageError(f"sphinx cannot {task}: it only transcribes English (use --asr whisper)")
+        raise UsageError(f"sphinx cannot {task}: it only transcribes English (use {{asr}} whisper)", arguments=("asr",))
     if not supports(language, task):
-        raise UsageError(f"sphinx only knows English, not {language!r} (use --asr whisper for other languages)")
+        raise UsageError(f"sphinx only knows English, not {language!r} (use {{asr}} whisper for other languages)",
+                         arguments=("asr",))
 
 
 def _is_filler(word: str) -> bool:
     return word.startswith("<") or word.startswith("[") or word.startswith("++")
 
 
-class SphinxAsr:
+class SphinxAsr(AsrEngineBase):
     name = "sphinx:en-us"
     # pocketsphinx never releases the GIL while it searches: beside a diarizer it belongs in its own process.
     holds_gil: ClassVar[bool] = True

@@ -22,7 +22,7 @@ import numpy as np
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable, import_extra
 from ..types import ProgressHook, Word
-from . import AsrResult, build_segments, chunks
+from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 # whisper's own defaults, spelled out because the silence filter below repeats its rule.
 NO_SPEECH_THRESHOLD = 0.6
@@ -50,7 +50,8 @@ def _device(device: str | None) -> str:
     if device is None:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA GPU is available here (use --device cpu)")
+        raise UsageError(f"{{device}} {device}: no CUDA GPU is available here (use {{device}} cpu)",
+                         arguments=("device",))
     return device
 
 
@@ -74,7 +75,8 @@ def resolve_model(model: str | None, model_dir: str | None, device: str | None) 
         cached = Path(root) / os.path.basename(whisper._MODELS[model])
         return Resolved(model, model, root, True, cached.is_file())
     if path.is_dir():
-        raise ModelError(f"whisper model {model}: is a folder, not a checkpoint file; pass --model PATH to a .pt file")
+        raise ModelError(f"whisper model {model}: is a folder, not a checkpoint file; pass {{model}} PATH to a .pt "
+                         f"file", arguments=("model",))
     raise ModelError(
         f"whisper model {model!r} is neither a model name ({', '.join(whisper.available_models())}) "
         "nor a checkpoint file; pass --model PATH to a checkpoint or use --asr sphinx"
@@ -161,7 +163,7 @@ def _language(language: str | None) -> str | None:
     return code
 
 
-class WhisperAsr:
+class WhisperAsr(AsrEngineBase):
     # torch releases the GIL while it computes: a thread beside the diarizer is enough.
     holds_gil: ClassVar[bool] = False
     options: ClassVar[frozenset[str]] = frozenset(

@@ -31,6 +31,19 @@ _COMMANDS = {
 }
 
 
+FLAGS = {"out_dir": "--out", "index_dir": "--index"}  # arguments whose flag is not --<argument-with-dashes>
+
+
+def flag(argument: str) -> str:
+    """The command line's name for a library argument."""
+    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
+def worded(e: MajlisError) -> str:
+    """An error's message as the command line says it: the arguments it names, by their flags."""
+    return e.worded(flag)
+
+
 class MajlisGroup(click.Group):
     def list_commands(self, ctx: click.Context | None) -> list[str]:
         return sorted(set(self.commands) | set(_COMMANDS))
@@ -50,7 +63,7 @@ class MajlisGroup(click.Group):
         try:
             return super().invoke(ctx)
         except MajlisError as e:
-            click.echo(f"majlis: error: {e}", err=True)
+            click.echo(f"majlis: error: {worded(e)}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("majlis: interrupted", err=True)

@@ -44,6 +44,17 @@ def _cluster_line(info: dict) -> str:
     return line + f", dashboard {info.get('dashboard') or '(none)'}"
 
 
+# (kind, status) -> what a plain log line says after the file's tag
+_LINES = {
+    ("stage", "done"): lambda e: f"{e.stage} done {e.seconds:.1f}s",
+    ("stage", "reused"): lambda e: f"{e.stage} reused (cached)",
+    ("file", "done"): lambda e: f"done ({_fmt_duration(e.seconds)} of audio){', ' + e.error if e.error else ''}",
+    ("file", "indexed"): lambda e: "added to the index (transcribed earlier)",
+    ("file", "failed"): lambda e: f"FAILED at {e.stage or '?'}: {e.error}",
+    ("file", "failed-earlier"): lambda e: f"failed earlier at {e.stage or '?'}: {e.error}",
+}
+
+
 class PlainLog:
     """Not a terminal: one line per file and stage on stderr, e.g. `[3/20] 2019-interview asr done 12.4s`."""
 
@@ -65,18 +76,8 @@ class PlainLog:
             self._line(_plan_line(dict(e.info)))
         elif e.kind == "cluster":
             self._line(_cluster_line(dict(e.info)))
-        elif e.kind == "stage" and e.status == "done":
-            self._line(f"{tag} {e.stage} done {e.seconds:.1f}s")
-        elif e.kind == "stage" and e.status == "reused":
-            self._line(f"{tag} {e.stage} reused (cached)")
-        elif e.kind == "file" and e.status == "done":
-            self._line(f"{tag} done ({_fmt_duration(e.seconds)} of audio){', ' + e.error if e.error else ''}")
-        elif e.kind == "file" and e.status == "indexed":
-            self._line(f"{tag} added to the index (transcribed earlier)")
-        elif e.kind == "file" and e.status == "failed":
-            self._line(f"{tag} FAILED at {e.stage or '?'}: {e.error}")
-        elif e.kind == "file" and e.status == "failed-earlier":
-            self._line(f"{tag} failed earlier at {e.stage or '?'}: {e.error}")
+        elif (e.kind, e.status) in _LINES:
+            self._line(f"{tag} {_LINES[e.kind, e.status](e)}")
 
 
 class RichProgress:
@@ -191,7 +192,7 @@ def batch_command(inputs: tuple[str, ...], out_dir: Path, workers: int, executor
     """
     from ..batch import run_batch
     from ..errors import UsageError
-    from ..writers import parse_formats
+    from ..export import parse_formats
 
     ctx = click.get_current_context()
     given = {name: ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.ENVIRONMENT)

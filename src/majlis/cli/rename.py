@@ -27,7 +27,7 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
     Everything is checked before anything is written; if a rename is interrupted, run the same command
     again to complete it.
     """
-    from ..rename import parse_pairs, rename_speakers
+    from ..export.rename import parse_pairs, rename_speakers
 
     mapping = parse_pairs(pairs)
     if voices_dir is not None and not learn:
@@ -36,13 +36,13 @@ def rename_command(transcript: Path, pairs: tuple[str, ...], index_dir: Path | N
         raise UsageError("--voices goes with --learn (the library the renamed voices are added to)")
     learned = None
     if learn:
-        from ..voices import learn_from_rename
+        from ..samples import learn_from_rename
 
         # Checked and embedded before anything is renamed: a voice that cannot be learned renames nothing.
         learned = learn_from_rename(transcript, mapping, voices_dir=voices_dir, index_dir=index_dir)
     index = None
     if index_dir is not None:
-        from ..index import Index
+        from ..search import Index
 
         index = Index(index_dir)  # a missing or foreign index fails here, before anything is written
     try:

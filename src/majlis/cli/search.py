@@ -13,7 +13,9 @@ from pathlib import Path
 
 import click
 
+from .. import views
 from ..errors import UsageError
+from ..views import clock
 
 DEFAULT_INDEX = Path("index")
 
@@ -24,32 +26,16 @@ index_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
-def clock(seconds: float) -> str:
-    """12:04.3 (or 1:02:04.3 past an hour)."""
-    tenths = int(round(max(0.0, seconds) * 10))
-    h, rest = divmod(tenths, 36000)
-    m, rest = divmod(rest, 600)
-    s = f"{rest // 10:02d}.{rest % 10}"
-    return f"{h}:{m:02d}:{s}" if h else f"{m}:{s}"
-
-
-_CLOCK = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
-
-
 def parse_time(text: str, name: str) -> float:
     """Seconds from "724.3", "12:04.3" or "1:02:04.3" (the forms search prints)."""
-    m = _CLOCK.match(text.strip())
-    if not m:
+    seconds = views.parse_time(text)
+    if seconds is None:
         raise UsageError(f"{name} {text!r}: not a time (use seconds like 724.3 or 12:04.3)")
-    parts = [p for p in m.groups() if p is not None]
-    seconds = 0.0
-    for p in parts:
-        seconds = seconds * 60 + float(p)
     return seconds
 
 
 def _open(index_dir: Path):
-    from ..index import Index
+    from ..search import Index
 
     return Index(index_dir)
 
@@ -67,7 +53,7 @@ def index_command(transcripts: tuple[Path, ...], index_dir: Path, optimize: bool
     """Add transcripts (majlis JSON) to the search index; an episode indexed again is replaced."""
     from ..audio import is_audio_path
     from ..files import read_transcript
-    from ..index import Index
+    from ..search import Index
 
     if not transcripts and not optimize:
         raise UsageError("index: give transcripts to add (majlis JSON), or --optimize")
@@ -127,7 +113,7 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
         raise UsageError("--episode '': give an episode id (majlis episodes lists them)")
     if any(not s.strip() for s in speakers):
         raise UsageError("--speaker '': give a speaker's name (majlis speakers lists them)")
-    from ..matching import normalize, split_filters
+    from ..search.query import normalize, split_filters
 
     named = split_filters(normalize(query))[1]  # speaker:NAME in the query: a malformed query fails here
     index = _open(index_dir)
@@ -149,17 +135,14 @@ def search_command(words: tuple[str, ...], index_dir: Path, speakers: tuple[str,
 
 
 def _check_filters(index, speakers: tuple[str, ...], episode: str | None) -> None:
-    from ..index import speaker_key
-
-    if episode is not None and index.episode(episode) is None:
+    bad_episode, nobody = views.unknown_filters(index, speakers, episode)
+    if bad_episode:
         known = [e["episode"] for e in index.episodes()]
         raise UsageError(f"--episode {episode}: not in {index.path} (indexed: {_some(known)})")
-    known_speakers = [s["speaker"] for s in index.speakers()]
-    keys = {speaker_key(s) for s in known_speakers}
-    for name in speakers:
-        if speaker_key(name) not in keys:
-            raise UsageError(f"--speaker {name}: nobody of that name in {index.path} (speakers: "
-                             f"{_some(known_speakers)})")
+    if nobody:
+        known_speakers = [s["speaker"] for s in index.speakers()]
+        raise UsageError(f"--speaker {nobody[0]}: nobody of that name in {index.path} (speakers: "
+                         f"{_some(known_speakers)})")
 
 
 def _some(names: list[str], n: int = 12) -> str:
@@ -173,7 +156,7 @@ def _safe(name: str) -> str:
 
 
 def _cut_hits(index, hits, clips_dir: Path, fmt: str) -> dict[int, Path]:
-    from ..clips import cut_clip
+    from ..export.clips import cut_clip
 
     out = {}
     for i, h in enumerate(hits):
@@ -193,7 +176,7 @@ def _cut_hits(index, hits, clips_dir: Path, fmt: str) -> dict[int, Path]:
 @index_option
 def clip_command(episode: str, start: str, end: str, out_path: Path, pad: float, index_dir: Path) -> None:
     """Cut a stretch of an indexed episode's recording into an audio file."""
-    from ..clips import clip_format, cut_clip
+    from ..export.clips import clip_format, cut_clip
 
     s, e = parse_time(start, "--start"), parse_time(end, "--end")
     if e <= s:
@@ -203,31 +186,33 @@ def clip_command(episode: str, start: str, end: str, out_path: Path, pad: float,
     click.echo(f"{written} ({episode} {clock(s)}–{clock(e)})")
 
 
-@click.command("speakers")
-@index_option
-@json_option
-def speakers_command(index_dir: Path, as_json: bool) -> None:
-    """List speakers with their talk time and number of episodes."""
-    rows = _open(index_dir).speakers()
+def _listing(index_dir: Path, as_json: bool, what: str, name: str) -> tuple[list[dict], int]:
+    """The index's speakers or episodes, and the width of their `name` column; as JSON, printed here (and
+    nothing left to print)."""
+    rows = getattr(_open(index_dir), what)()
     if as_json:
         _echo_json(rows)
-        return
-    width = max((len(r["speaker"]) for r in rows), default=7)
+        return [], 0
+    return rows, max((len(r[name]) for r in rows), default=7)
+
+
+def _listing_command(name: str):
+    return lambda f: click.command(name)(index_option(json_option(f)))
+
+
+@_listing_command("speakers")
+def speakers_command(index_dir: Path, as_json: bool) -> None:
+    """List speakers with their talk time and number of episodes."""
+    rows, width = _listing(index_dir, as_json, "speakers", "speaker")
     for r in rows:
         click.echo(f"{r['speaker']:<{width}}  {clock(r['talk_time']):>10}  {r['episodes']} "
                    f"episode{'s' * (r['episodes'] != 1)}")
 
 
-@click.command("episodes")
-@index_option
-@json_option
+@_listing_command("episodes")
 def episodes_command(index_dir: Path, as_json: bool) -> None:
     """List indexed episodes."""
-    rows = _open(index_dir).episodes()
-    if as_json:
-        _echo_json(rows)
-        return
-    width = max((len(r["episode"]) for r in rows), default=7)
+    rows, width = _listing(index_dir, as_json, "episodes", "episode")
     for r in rows:
         about = "  ".join(str(r[k]) for k in ("date", "title") if r.get(k))
         click.echo(f"{r['episode']:<{width}}  {clock(r['duration']):>10}  {r['segments']:>5} segments  "

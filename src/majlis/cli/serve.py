@@ -69,7 +69,7 @@ def serve_command(index_dir: Path, host: str, port: int, allowed_hosts: tuple[st
     """
     import uvicorn
 
-    from ..index import Index
+    from ..search import Index
     from ..web.app import create_app
 
     editing = edit or edit_token is not None

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 
 from ..asr import ENGINES
+from ..diarize import DIARIZERS
 from ..errors import AudioError, MajlisError, UsageError
+from . import worded
 from .progress import WEIGHTS, progress_hook, status
 
 
@@ -36,7 +38,7 @@ def engine_options(f):
         click.option("--speaker-hotwords", is_flag=True,
                      help="Add the --speakers names to the hotwords (spells them right; measured to cost accuracy "
                      "and speed on tiny.en)."),
-        click.option("--diarizer", type=click.Choice(["auto", "pyannote", "builtin", "none"]), default="auto",
+        click.option("--diarizer", type=click.Choice([*DIARIZERS, "none"]), default="auto",
                      show_default=True, help="Who-spoke-when engine: pyannote when available, else builtin."),
         click.option("--pipeline", "pyannote_pipeline", help="pyannote pipeline name or local folder."),
         click.option("--hf-token", envvar="HF_TOKEN", help="Hugging Face token for gated pyannote models [env: HF_TOKEN]."),
@@ -77,7 +79,7 @@ def engine_options(f):
 
 def build_exports(kw: dict):
     """The export layout the subtitle and podcast options ask for (writers.ExportOptions)."""
-    from ..writers import PRESETS, ExportOptions
+    from ..export import PRESETS, ExportOptions
 
     return ExportOptions(max_line_width=kw["max_line_width"] or PRESETS[kw["subtitle_style"]],
                          max_line_count=kw["max_line_count"], highlight_words=kw["highlight_words"],
@@ -164,9 +166,9 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
                        strict: bool, **kw) -> None:
     """Transcribe recordings (any format ffmpeg reads) into speaker-attributed, word-timed transcripts."""
     from .. import audio as audio_io
-    from ..pipeline import Engines, transcribe_file
-    from ..resume import stage_cache
-    from ..writers import parse_formats, write_transcript
+    from ..pipeline import Engines, index_stage, transcribe_file
+    from ..stagecache import StageCache
+    from ..export import parse_formats, write_transcript
 
     if episode and len(audio) > 1:
         raise UsageError("--episode names one episode: give one AUDIO file with it")
@@ -185,27 +187,25 @@ def transcribe_command(audio: tuple[Path, ...], out_dir: Path, episode: str | No
     stages = {s: w for s, w in WEIGHTS.items() if s != "diarize" or options.diarizer != "none"}
     index = None
     if kw["index_dir"] is not None:
-        from ..index import Index
+        from ..search import Index
 
         index = Index(kw["index_dir"], create=True)
     failures = 0
     for path in audio:
         try:
             with progress_hook(path.name, enabled=None if verbose else False, stages=stages) as hook:
-                cached = stage_cache(path, out_dir, options=options, engines=engines, force=force, hook=hook)
                 transcript = transcribe_file(path, episode=episode, options=options, engines=engines, hook=hook,
-                                             stage=cached)
+                                             cache=StageCache(out_dir, force=force, hook=hook))
             if strict and transcript.damage is not None:
                 raise AudioError(f"{path}: damaged ({transcript.damage.first_error}; --strict: nothing written)")
             written = write_transcript(transcript, out_dir, formats, options=exports)
             if index is not None:
-                json_path = next((p for p in written if p.suffix == ".json"), None)
-                index.add([transcript], transcript_paths={transcript.episode: json_path} if json_path else None)
+                index_stage(index, transcript.episode, written, transcript)
         except MajlisError as e:
             if len(audio) == 1:
                 raise
             failures += 1
-            click.echo(f"majlis: error: {e}", err=True)
+            click.echo(f"majlis: error: {worded(e)}", err=True)
             continue
         if not verbose:
             continue

@@ -47,7 +47,8 @@ def add_command(name: str, clips: tuple[Path, ...], replace: bool, voices_dir: P
                 index_dir: Path | None) -> None:
     """Add NAME's voice from CLIPs (any audio ffmpeg reads; a few seconds of that person alone each).
     A NAME already in the library gets these clips added to its voiceprint."""
-    from ..voices import check_clips, check_name, clip_samples
+    from ..samples import check_clips, clip_samples
+    from ..voices import check_name
 
     lib = _library(voices_dir, index_dir)
     name = check_name(name)
@@ -73,7 +74,8 @@ def from_command(episode: str, speaker: str, name: str, replace: bool, voices_di
 
     EPISODE: a transcript .json, or an episode id in the index; its recording must be where the transcript
     says, or beside it. SPEAKER: as the transcript names it ("Unknown 2", SPEAKER_01, a name)."""
-    from ..voices import check_name, embed_episode_voices, episode_voice
+    from ..samples import embed_episode_voices, episode_voice
+    from ..voices import check_name
 
     lib = _library(voices_dir, index_dir)
     name = check_name(name)

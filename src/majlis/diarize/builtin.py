@@ -1,4 +1,4 @@
-"""Offline diarization on resemblyzer voice embeddings: no token, no download, weights inside the wheel.
+"""Offline diarization on resemblyzer voice embeddings (voice.py): no token, no download, weights inside the wheel.
 
 speech detection (Silero VAD; without it energy with a webrtcvad veto) -> embeddings of 1.2 s windows
 sliding over the speech only, less the recording's mean -> spectral clustering whose eigengap says how many
@@ -8,24 +8,15 @@ sit at pauses or energy dips.
 
 from __future__ import annotations
 
-import functools
-import os
-import threading
-from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .. import encoder
-from ..audio import blocks, release
 from ..types import ProgressHook, Turn
-from . import Diarization, vad
-from .vad import MIN_REGION, detect_speech
+from ..audio import SAMPLE_RATE
+from ..voice import HOP, analyse, embed_windows, load_encoder
+from . import Diarization, DiarizerBase, vad
 
-SR = 16000
-HOP = 160  # 10 ms frames: resemblyzer's mel step, and our time resolution
-WIN = 120  # frames per embedding window (1.2 s)
-STEP = 25  # frames between window starts (0.25 s)
-BATCH = 128
 PAUSE = 20  # frames: a silence at least this long is a pause where a speaker change is cheap
 SPLIT = 30  # frames: no embedding window reaches across a silence this long
 MIN_CLUSTER_WIN = 80  # frames: shorter windows are placed on the clusters but do not shape them
@@ -36,157 +27,6 @@ DIP_SEARCH = 25  # frames either side of a change inside speech where we look fo
 MAX_CLUSTER_UNITS = 1500  # windows that enter the eigendecomposition; the rest are assigned to centroids
 MAX_SPEAKERS = 10
 MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one voice (n/8 when shorter)
-
-
-def load_encoder() -> None:
-    """Check the voice encoder's weights once, before any long work (they ship inside majlis: no torch,
-    no download)."""
-    encoder.weights()
-
-
-@functools.lru_cache(maxsize=1)
-def _encoder_threads() -> int:
-    # ASR runs beside diarization in the pipeline: the encoder's BLAS takes half the cores.
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-_lock = threading.Lock()  # batch mode may diarize and name from several threads with one encoder
-
-
-def frame_db(samples: np.ndarray) -> np.ndarray:
-    n = len(samples) // HOP
-    power = np.empty(n, np.float32)
-    for i, block in blocks(samples[: n * HOP]):
-        x = block.reshape(-1, HOP)
-        power[i // HOP : i // HOP + len(x)] = np.einsum("ij,ij->i", x, x) / HOP
-    return 10.0 * np.log10(power + 1e-12)
-
-
-@dataclass(frozen=True)
-class Analysis:
-    samples: np.ndarray  # float32, 1-D
-    db: np.ndarray  # per 10 ms frame
-    speech: np.ndarray  # bool per frame
-    gain: float  # brings the speech to resemblyzer's level, -30 dBFS
-    prob: np.ndarray | None = None  # Silero's speech probability per frame (None: energy detection was used)
-
-    def mel(self, frames: np.ndarray):
-        """The encoder's input at these frames (computed when asked: hours of it would take gigabytes)."""
-        return mel_at(self.samples, frames, self.gain)
-
-
-_last: list = []  # [array, fingerprint, Analysis]: naming reuses what diarizing the same array computed
-
-
-def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
-    """Speech mask and encoder input of a recording, computed once for diarization and naming alike.
-    `remember=False`: this is the recording's last use; what diarizing it kept is handed over and let go."""
-    samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-    # The cache holds the caller's array itself, so its identity cannot be reused by another; the
-    # fingerprint catches an array changed in place.
-    fingerprint = (samples.shape, hash(samples[:: max(1, len(samples) // 4096)].tobytes()))
-    with _lock:
-        if _last and _last[0] is audio and _last[1] == fingerprint:
-            found = _last[2]
-            if not remember:  # else it held the recording (a decoded file's mapping, 0.9 GB at 4 h) until the next
-                _last.clear()
-            return found
-    db = frame_db(samples)
-    prob = vad.speech_probability(samples)
-    speech = detect_speech(samples, db) if prob is None else vad.speech_mask(prob)
-    result = Analysis(samples, db, speech, speech_gain(db, speech), prob)
-    if remember:
-        with _lock:
-            _last[:] = [audio, fingerprint, result]
-    return result
-
-
-def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192) -> np.ndarray:
-    """resemblyzer's (power, not log) mel spectrum of samples * gain at the given 10 ms frames only
-    ((len(frames), 40) float32); all of 0 .. len(samples) // 160 is resemblyzer's whole spectrogram. Each
-    frame is 400 samples centred on frame * 10 ms, zeros beyond the ends as librosa pads. `chunk` frames at
-    a time, releasing what was read, so hours of audio never need gigabytes at once."""
-    half = encoder.N_FFT // 2
-    offsets = np.arange(-half, half)
-    out = np.empty((len(frames), encoder.N_MELS), np.float32)
-    for i in range(0, len(frames), chunk):
-        idx = np.asarray(frames[i : i + chunk])[:, None] * HOP + offsets
-        outside = (idx < 0) | (idx >= len(samples))
-        windows = samples[np.clip(idx, 0, max(0, len(samples) - 1))] if len(samples) else np.zeros(idx.shape)
-        windows = np.where(outside, np.float32(0), windows.astype(np.float32) * np.float32(gain))
-        release(samples)
-        out[i : i + len(idx)] = encoder.mel_frames(windows)
-    return out
-
-
-def speech_gain(db: np.ndarray, mask: np.ndarray) -> float:
-    """Gain that brings the speech (not the silence) to resemblyzer's training level, -30 dBFS RMS."""
-    power = float(np.mean(10.0 ** (db[mask] / 10.0))) if mask.any() else 0.0
-    return 10 ** (-30 / 20) / np.sqrt(power) if power > 1e-12 else 1.0
-
-
-def window_layout(frames: np.ndarray, *, step: int = STEP, split: int | None = None):
-    """(starts, lengths) of windows over positions 0..len(frames)-1. With `split`, no window crosses a
-    silence of `split` frames or more, and a stretch of speech shorter than a window gets one window of its
-    own length: a short reply ("Yes.") is heard alone instead of inside its neighbours' windows."""
-    n = len(frames)
-    if n == 0:
-        return np.zeros(0, int), np.zeros(0, int)
-    cuts = np.flatnonzero(np.diff(frames) >= split) + 1 if split else np.zeros(0, int)
-    starts, lengths = [], []
-    for a, b in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [n]])):
-        if b - a < MIN_REGION:
-            continue
-        if b - a <= WIN:
-            starts.append(a), lengths.append(b - a)
-            continue
-        pos = list(range(a, b - WIN + 1, step))
-        if pos[-1] != b - WIN:
-            pos.append(b - WIN)
-        starts += pos
-        lengths += [WIN] * len(pos)
-    if not starts:  # only fragments: one window over all of it
-        return np.array([0]), np.array([min(n, WIN)])
-    return np.array(starts), np.array(lengths)
-
-
-def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: int = 0, *,
-                  step: int = STEP, split: int | None = None, max_windows: int | None = None):
-    """Embed windows (1.2 s at most) sliding over `frames` (10 ms frames of the recording, normally the
-    speech only, so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths),
-    windows given as positions in `frames`."""
-    frames = frames[frames < 1 + len(found.samples) // HOP]
-    starts, lengths = window_layout(frames, step=step, split=split)
-    if max_windows and len(starts) > max_windows:
-        pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
-        starts, lengths = starts[pick], lengths[pick]
-    return embed_layout(found, frames, starts, lengths, hook, total_hint), starts, lengths
-
-
-def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hook=None,
-                 total_hint: int = 0) -> np.ndarray:
-    """Unit embeddings (n, 256) of the windows frames[starts[i] : starts[i] + lengths[i]]. The encoder's
-    input is computed a batch of windows at a time, for the frames they cover."""
-    from threadpoolctl import threadpool_limits
-
-    if len(starts) == 0:
-        return np.zeros((0, 256), np.float32)
-    starts, lengths = np.asarray(starts), np.asarray(lengths)
-    out = []
-    with _lock, threadpool_limits(limits=_encoder_threads(), user_api="blas"):
-        for i in range(0, len(starts), BATCH):
-            s, n = starts[i : i + BATCH], lengths[i : i + BATCH]
-            # Overlapping windows share frames: each frame's spectrum is computed once per batch.
-            covered = np.unique(np.concatenate([np.arange(a, a + m) for a, m in zip(s, n)]))
-            seq = found.mel(frames[covered])
-            batch = np.zeros((len(s), int(n.max()), seq.shape[1]), np.float32)
-            for j, (a, m) in enumerate(zip(s, n)):
-                k = int(np.searchsorted(covered, a))
-                batch[j, :m] = seq[k : k + m]
-            out.append(encoder.embed(batch, n))  # each window's own length, as resemblyzer's packed forward()
-            if hook:
-                hook("diarize", min(i + BATCH, len(starts)), len(starts) + total_hint)
-    return np.concatenate(out).astype(np.float32)
 
 
 def center(E: np.ndarray) -> np.ndarray:
@@ -329,10 +169,10 @@ def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tu
     return [tuple(sp) for sp in spans]
 
 
-class BuiltinDiarizer:
+class BuiltinDiarizer(DiarizerBase):
     name = "builtin:resemblyzer"
 
-    def __init__(self) -> None:
+    def __init__(self, **choice: Any) -> None:  # pipeline, hf_token, device: nothing to choose
         load_encoder()  # fail now, and only once, if the encoder cannot load
         vad.available()  # and load Silero with the other engines, not in the middle of the first file
 
@@ -367,7 +207,7 @@ class BuiltinDiarizer:
         order: dict[int, int] = {}
         for lab, _, _ in spans:
             order.setdefault(lab, len(order))
-        turns = tuple(Turn(f"SPEAKER_{order[lab]:02d}", round(a * HOP / SR, 3), round(b * HOP / SR, 3))
+        turns = tuple(Turn(f"SPEAKER_{order[lab]:02d}", round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3))
                       for lab, a, b in spans)
         if hook:
             hook("diarize", len(starts) + 1, len(starts) + 1)

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import release
+from ..audio import SAMPLE_RATE, release
 from ..errors import ModelError, import_extra
 from ..types import ProgressHook, Turn
-from . import Diarization
+from . import Diarization, DiarizerBase
 
 DEFAULT_PIPELINE = "pyannote/speaker-diarization-community-1"
-SR = 16000
 
 
 def disable_telemetry() -> None:
@@ -105,7 +104,11 @@ def _cause(e: BaseException, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip(" .") + "…"
 
 
-class PyannoteDiarizer:
+class PyannoteDiarizer(DiarizerBase):
+    @classmethod
+    def unavailable(cls, *, pipeline: str | None = None, hf_token: str | None = None, **choice) -> str | None:
+        return unavailable_reason(pipeline, hf_token)
+
     def __init__(self, pipeline: str | None = None, *, hf_token: str | None = None, device: str | None = None):
         import_extra("pyannote.audio", "pyannote.audio", "pyannote")
         pipeline = str(pipeline or DEFAULT_PIPELINE)
@@ -159,7 +162,7 @@ class PyannoteDiarizer:
         import torch
 
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
-        duration = len(samples) / SR
+        duration = len(samples) / SAMPLE_RATE
         if len(samples) == 0:
             return Diarization((), ())
         # pyannote wants the whole waveform as one writable tensor: a copy of a mapped (read-only) recording.
@@ -168,7 +171,7 @@ class PyannoteDiarizer:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             output = self._pipeline(
-                {"waveform": waveform, "sample_rate": SR},
+                {"waveform": waveform, "sample_rate": SAMPLE_RATE},
                 num_speakers=num_speakers,
                 min_speakers=min_speakers,
                 max_speakers=max_speakers,

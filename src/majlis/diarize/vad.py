@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from ..audio import BLOCK, blocks, release
+from ..audio import BLOCK, SAMPLE_RATE, blocks, release
 
 log = logging.getLogger("majlis")
 
@@ -108,7 +108,6 @@ def _tidy(mask: np.ndarray, fill: int, min_region: int) -> np.ndarray:
 
 # ------------------------------------------------------------------- the energy detector (no Silero)
 
-SR = 16000
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -123,7 +122,7 @@ def detect_speech(samples: np.ndarray, db: np.ndarray | None = None) -> np.ndarr
     speech level (at least 6 dB above the floor), with hysteresis; webrtcvad then vetoes loud regions with
     no voice in them (hum, clicks, music stings)."""
     if db is None:
-        from .builtin import frame_db
+        from ..voice import frame_db
 
         db = frame_db(samples)
     if len(db) == 0:
@@ -156,7 +155,7 @@ def _vad_veto(samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
             read = 0
         n = len(piece) // frame
         pcm = np.clip(piece[: n * frame] * scale, -32768, 32767).astype("<i2").tobytes()
-        voiced = [vad.is_speech(pcm[i * frame * 2 : (i + 1) * frame * 2], SR) for i in range(n)]
+        voiced = [vad.is_speech(pcm[i * frame * 2 : (i + 1) * frame * 2], SAMPLE_RATE) for i in range(n)]
         if voiced and sum(voiced) < 0.2 * len(voiced):
             out[s:e] = False
     return out

@@ -5,35 +5,38 @@ Files are only ever served by name lookup in the index, never from a path in the
   /audio/<episode>            the recording of that indexed episode, and only if it has an audio extension;
   /download/<episode>.<ext>   <transcript stem>.<ext> beside that episode's transcript JSON, for the export
                               extensions in EXPORTS.
-A recording's path, as written in the transcript, is found like this (see audio_file):
+A recording's path, as written in the transcript, is found as `majlis clip` finds it (views.episode_audio):
   1. an absolute path is used as written;
   2. a relative path is tried against the folder of the episode's transcript JSON,
   3. then against the index folder's parent, then against the server's working directory;
-  4. last, the location the indexer found when the episode was indexed (the record's "audio_path").
+  4. then a file of its name beside the transcript JSON;
+  5. last, the location the indexer found when the episode was indexed (the record's "audio_path").
+Only a file with an audio extension is served.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 from bisect import bisect_right
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
-from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 
-from ..audio import AUDIO_EXTENSIONS
-from ..errors import IndexMissing, MajlisError, SearchTooSlow, TranscriptError
+from ..errors import IndexMissing, MajlisError
+from ..export import WRITERS, ExportOptions
 from ..files import read_transcript
-from ..documents import colour_index
-from ..index import Index, speaker_key
+from ..search import Index, speaker_key
+from ..views import clock, span
+from .site import (  # noqa: F401  (audio_file, parse_time: importable from here as before)
+    AUDIO_TYPES, DOUBT, EXPORTS, SECURITY_HEADERS, BadRequest, Site, indexed_transcript, audio_file, audio_url,
+    download_url, episode_url, export_files, host_name, parse_time, snippet_html, status_of,
+)
 
 log = logging.getLogger("majlis")
 
@@ -44,147 +47,6 @@ SEARCH_BUDGET = 2.0
 # Host names answered whatever the bound address (DNS rebinding: a page elsewhere naming this server under
 # its own host name is refused).
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-MAX_LIMIT = 1000
-PAGE_LIMIT = 50
-PALETTE_SIZE = 8  # .spk-0 ... .spk-7 in the stylesheet
-DOUBT = 0.5  # speaker_confidence below which a word's speaker is more likely someone else's than not
-
-EXPORTS = {  # extension -> media type
-    "json": "application/json",
-    "srt": "application/x-subrip; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-    "txt": "text/plain; charset=utf-8",
-    "tsv": "text/tab-separated-values; charset=utf-8",
-    "rttm": "text/plain; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-}
-# mimetypes has no entry for several of these on some systems; browsers need the right one to play them.
-AUDIO_TYPES = {
-    ".mp3": "audio/mpeg", ".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg", ".oga": "audio/ogg",
-    ".opus": "audio/ogg", ".m4a": "audio/mp4", ".aac": "audio/aac", ".webm": "audio/webm", ".mp4": "video/mp4",
-    ".m4v": "video/mp4", ".mkv": "video/x-matroska", ".mov": "video/quicktime", ".aif": "audio/aiff",
-    ".aiff": "audio/aiff", ".wma": "audio/x-ms-wma", ".amr": "audio/amr", ".avi": "video/x-msvideo",
-    ".mpg": "video/mpeg", ".mpeg": "video/mpeg", ".ts": "video/mp2t",
-}
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "media-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-                               "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-# -- formatting ------------------------------------------------------------------------------------------
-
-def clock(seconds: float) -> str:
-    """12:04.3 (1:02:04.3 past an hour): the form `majlis search` prints and ?t= accepts."""
-    tenths = int(round(max(0.0, float(seconds)) * 10))
-    h, rest = divmod(tenths, 36000)
-    m, rest = divmod(rest, 600)
-    s = f"{rest // 10:02d}.{rest % 10}"
-    return f"{h}:{m:02d}:{s}" if h else f"{m}:{s}"
-
-
-def span(seconds: float) -> str:
-    """A length for people: 4:05 or 1:02:07."""
-    total = int(round(max(0.0, float(seconds))))
-    h, rest = divmod(total, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-_MARKED = re.compile(r"\[([^\[\]]*)\]")
-
-
-def snippet_html(text: str) -> Markup:
-    """The search snippet with its [bracketed] matched words as <mark>, everything else escaped."""
-    out, at = [], 0
-    for m in _MARKED.finditer(text):
-        out.append(escape(text[at:m.start()]))
-        out.append(Markup("<mark>") + escape(m.group(1)) + Markup("</mark>"))
-        at = m.end()
-    out.append(escape(text[at:]))
-    return Markup("").join(out)
-
-
-_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)$")
-
-
-def parse_time(text: str, duration: float | None = None) -> float:
-    m = _TIME.match(text.strip()) if len(text) <= 32 else None
-    if not m:
-        raise BadRequest(f"t={text[:40]!r}: not a time (use seconds like 724.3 or 12:04.3)")
-    seconds = 0.0
-    for part in (p for p in m.groups() if p is not None):
-        seconds = seconds * 60 + float(part)
-    if not math.isfinite(seconds) or (duration is not None and seconds > duration):
-        raise BadRequest(f"t={text!r}: past the end of the recording ({clock(duration or 0.0)})")
-    return seconds
-
-
-def host_name(header: str) -> str:
-    """The host of a Host header, without its port: "[::1]:8000" -> "::1", "Example.org." -> "example.org"."""
-    header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:].partition("]")[0]
-    return header.rpartition(":")[0].rstrip(".") if header.count(":") == 1 else header.rstrip(".")
-
-
-# -- files named by the index ----------------------------------------------------------------------------
-
-def audio_file(index: Index, record: dict[str, Any]) -> Path | None:
-    """The episode's recording on disk by the rule in the module docstring, or None."""
-    written = Path(str(record.get("audio") or ""))
-    if str(written) in ("", "."):
-        candidates = []
-    elif written.is_absolute():
-        candidates = [written]
-    else:
-        bases = [Path(record["transcript"]).parent] if record.get("transcript") else []
-        bases += [index.path.resolve().parent, Path.cwd()]
-        candidates = [base / written for base in bases]
-    if record.get("audio_path"):
-        candidates.append(Path(record["audio_path"]))
-    for c in candidates:
-        if c.suffix.lower() in AUDIO_EXTENSIONS and c.is_file():
-            return c.resolve()
-    return None
-
-
-def export_files(record: dict[str, Any]) -> dict[str, Path]:
-    """Exports that exist beside the episode's transcript JSON: {extension: path}."""
-    if not record.get("transcript"):
-        return {}
-    transcript = Path(record["transcript"])
-    found = {}
-    for ext in EXPORTS:
-        p = transcript if ext == "json" and transcript.suffix == ".json" else transcript.with_name(
-            f"{transcript.stem}.{ext}")
-        if p.is_file():
-            found[ext] = p
-    if "json" in found:  # made from the transcript when asked for, linked to this server's audio
-        found["html"] = found["json"]
-    return found
-
-
-def audio_url(episode: str) -> str:
-    return "/audio/" + quote(episode, safe="")
-
-
-def download_url(episode: str, ext: str) -> str:
-    return "/download/" + quote(f"{episode}.{ext}", safe="")
-
-
-def episode_url(episode: str, t: float | None = None) -> str:
-    return "/episode/" + quote(episode, safe="") + (f"?t={t:.2f}".rstrip("0").rstrip(".") if t else "")
 
 
 # -- the app ---------------------------------------------------------------------------------------------
@@ -194,7 +56,6 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
     """The app. `allowed_hosts`: Host header names answered (majlis serve gives the bound host and
     loopback names, plus --allowed-host); None answers any (tests, embedding behind a proxy). `editor`: a
     web.editor.EditSettings to let the episode page correct transcripts (serve --edit); None: read-only."""
-    allowed = None if allowed_hosts is None else {host_name(h) for h in allowed_hosts}
     # No slash redirects: a URL names one thing or nothing.
     app = FastAPI(title="majlis", docs_url=None, redoc_url=None, openapi_url=None, redirect_slashes=False)
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True,
@@ -202,6 +63,21 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
     env.filters.update(clock=clock, span=span, snippet=snippet_html)
     env.globals.update(episode_url=episode_url, audio_url=audio_url, download_url=download_url)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    site = Site(index, env, search_budget)
+    _guard(app, None if allowed_hosts is None else {host_name(h) for h in allowed_hosts})
+    _error_handlers(app, site)
+    _api_routes(app, site)
+    _file_routes(app, site)
+    _page_routes(app, site, editor)
+    if editor is not None:
+        from .editor import mount
+
+        mount(app, index, editor)
+    return app
+
+
+def _guard(app: FastAPI, allowed: set[str] | None) -> None:
+    """Every response: the Host checked (DNS rebinding), errors kept to one log line, the security headers."""
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -219,22 +95,10 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
             response.headers.setdefault(k, v)
         return response
 
-    def is_api(request: Request) -> bool:
-        return request.url.path.startswith("/api/")
 
-    def page(template: str, status_code: int = 200, **context) -> HTMLResponse:
-        return HTMLResponse(env.get_template(template).render(**context), status_code=status_code)
-
-    def error_response(request: Request, status: int, message: str) -> Response:
-        if is_api(request):
-            return JSONResponse({"error": message}, status_code=status)
-        if request.url.path.startswith(("/audio/", "/download/", "/static/")):
-            return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
-        try:
-            context = common()
-        except IndexMissing:
-            context = {"speakers": [], "episodes": [], "colour": lambda name: "spk-x"}
-        return page("error.html", status, status=status, message=message, **context)
+def _error_handlers(app: FastAPI, site: Site) -> None:
+    """Errors as JSON under /api/, plain text for files, else the error page."""
+    error_response = site.error_response
 
     @app.exception_handler(BadRequest)
     async def on_bad_request(request: Request, exc: BadRequest):
@@ -249,48 +113,11 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         message = "not found" if exc.status_code == 404 else str(exc.detail)
         return error_response(request, exc.status_code, message)
 
-    def speakers_with_colours() -> list[dict[str, Any]]:
-        # From the name alone: a speaker has the same colour in every index and in the HTML export.
-        return [dict(r, colour=f"spk-{colour_index(r['speaker'], PALETTE_SIZE)}") for r in index.speakers()]
 
-    def colour_of(speakers: list[dict[str, Any]]):
-        by_key = {speaker_key(s["speaker"]): s["colour"] for s in speakers}
-        return lambda name: by_key.get(speaker_key(name), "spk-x")
-
-    def common() -> dict[str, Any]:
-        speakers = speakers_with_colours()
-        return {"speakers": speakers, "episodes": index.episodes(), "colour": colour_of(speakers)}
-
-    def record_or_404(episode: str) -> dict[str, Any]:
-        record = index.episode(episode)
-        if record is None:
-            raise BadRequest(f"episode {episode!r} is not in the index", 404)
-        return record
-
-    def search_params(request: Request, *, require_query: bool):
-        qp = request.query_params
-        query = qp.get("q", "").strip()
-        if require_query and not query:
-            raise BadRequest("missing query: give q=WORDS (the query language of majlis search)")
-        speakers = tuple(dict.fromkeys(s.strip() for s in qp.getlist("speaker") if s.strip()))
-        episode = qp.get("episode", "").strip() or None
-        raw_limit = qp.get("limit")
-        if raw_limit is None:
-            limit = 20 if require_query else PAGE_LIMIT
-        else:
-            if not re.fullmatch(r"\s*\d+\s*", raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
-                raise BadRequest(f"limit={raw_limit!r}: give a whole number from 1 to {MAX_LIMIT}")
-            limit = int(raw_limit)
-        return query, speakers, episode, limit
-
-    def run_search(query: str, speakers: tuple[str, ...], episode: str | None, limit: int):
-        if episode is not None and index.episode(episode) is None:
-            raise BadRequest(f"episode {episode!r} is not in the index")
-        known = {speaker_key(s["speaker"]) for s in index.speakers()}
-        for name in speakers:
-            if speaker_key(name) not in known:
-                raise BadRequest(f"speaker {name!r}: nobody of that name in the index")
-        return index.search(query, speakers=speakers, episode=episode, limit=limit, budget=search_budget)
+def _api_routes(app: FastAPI, site: Site) -> None:
+    """The JSON API."""
+    index, record_or_404 = site.index, site.record_or_404
+    search_params, run_search = site.search_params, site.run_search
 
     # -- JSON --------------------------------------------------------------------------------------------
 
@@ -310,10 +137,15 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
     @app.api_route("/api/episodes/{episode}", methods=["GET", "HEAD"])
     def api_episode(episode: str):
         record = record_or_404(episode)
-        transcript = _load_transcript(record)[0]
+        transcript = indexed_transcript(record)[0]
         described = dict(record, audio_url=audio_url(episode),
                          downloads={ext: download_url(episode, ext) for ext in export_files(record)})
         return JSONResponse({"episode": described, "transcript": transcript.to_dict() if transcript else None})
+
+
+def _file_routes(app: FastAPI, site: Site) -> None:
+    """Recordings and exports, by episode name only."""
+    index = site.index
 
     # -- files -------------------------------------------------------------------------------------------
 
@@ -333,13 +165,17 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         if path is None:
             raise HTTPException(404)
         if ext == "html":
-            from ..writers import WRITERS, ExportOptions
-
             link = str(request.base_url).rstrip("/") + audio_url(episode)
             page = WRITERS["html"].format(read_transcript(path), ExportOptions(audio_url=link))
             return Response(page, media_type=EXPORTS[ext], headers={
                 "content-disposition": f"attachment; filename*=utf-8''{quote(f'{episode}.html', safe='')}"})
         return FileResponse(path, media_type=EXPORTS[ext], filename=f"{episode}.{ext}")
+
+
+def _page_routes(app: FastAPI, site: Site, editor) -> None:
+    """The search page and the episode page."""
+    index, page, common, record_or_404 = site.index, site.page, site.common, site.record_or_404
+    search_params, run_search = site.search_params, site.run_search
 
     # -- pages -------------------------------------------------------------------------------------------
 
@@ -371,7 +207,7 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         raw_t = request.query_params.get("t")
         t = parse_time(raw_t, float(record.get("duration") or 0.0)) if raw_t not in (None, "") else None
         context = common()
-        transcript, problem = _load_transcript(record)
+        transcript, problem = indexed_transcript(record)
         colour = context["colour"]
         segments, check = [], []
         if transcript is not None:
@@ -398,25 +234,3 @@ def create_app(index: Index, *, allowed_hosts: Iterable[str] | None = None,
         return page("episode.html", record=record, segments=segments, check=check, current=current, t=t, legend=legend,
                     downloads=downloads, problem=problem, has_audio=audio_file(index, record) is not None,
                     state=state, **context)
-
-    if editor is not None:
-        from .editor import mount
-
-        mount(app, index, editor)
-    return app
-
-
-def status_of(e: MajlisError) -> int:
-    """The HTTP status of one of majlis' errors: the index gone or a search over its budget is the server's
-    state (503), the rest is the request's fault (400)."""
-    return 503 if isinstance(e, (IndexMissing, SearchTooSlow)) else 400
-
-
-def _load_transcript(record: dict[str, Any]):
-    """(transcript, None), or (None, why not) when the indexed transcript file cannot be read now."""
-    if not record.get("transcript"):
-        return None, "this episode was indexed without a transcript file"
-    try:
-        return read_transcript(record["transcript"]), None
-    except TranscriptError as e:
-        return None, str(e)

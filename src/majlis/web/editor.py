@@ -65,7 +65,7 @@ def with_library(settings: EditSettings, library) -> EditSettings:
     """`settings` wired to a voice library (majlis.voices.VoiceLibrary, read afresh on each use so voices added
     while serving show up): its names in the speaker menu, an offer to learn a voice after a save gives words
     to a name the library lacks, and the route that learns it."""
-    from .. import voices
+    from .. import samples
 
     def names() -> list[str]:
         try:
@@ -81,7 +81,7 @@ def with_library(settings: EditSettings, library) -> EditSettings:
         return None
 
     def learn(path: Path, speaker: str) -> dict:
-        version, voice = voices.learn_from_episode(library, path, speaker)
+        version, voice = samples.learn_from_episode(library, path, speaker)
         return {"learned": speaker, "version": version, "seconds": round(voice.seconds, 1),
                 "library": str(library.path)}
 
@@ -107,7 +107,7 @@ def page_state(index, settings: EditSettings, record: dict[str, Any]) -> dict[st
 
 def finish_all(index) -> int:
     """Complete every save that a kill interrupted (at start); returns how many were completed."""
-    from ..rename import finish_interrupted, journal_path
+    from ..export.rename import finish_interrupted, journal_path
 
     import logging
 
@@ -197,7 +197,7 @@ def mount(app: FastAPI, index, settings: EditSettings) -> None:
 
         try:
             result = await run_in_threadpool(run)
-        except (edits.Stale, edits.Conflict) as e:
+        except edits.Refused as e:
             return error(409, str(e))
         except TranscriptError as e:
             return error(400, f"the transcript cannot be read: {e}")

@@ -1,11 +1,11 @@
 """Batch mode: a whole collection in, one transcript per recording out, resumable after any crash.
 
-`run_batch` finds the files (majlis.collection), gives each a stable episode id, and decides per file: already
+`run_batch` finds the files (batch/collection.py), gives each a stable episode id, and decides per file: already
 done with the same inputs (skip), done but not yet in this index (index only), failed before with the same
 inputs (report, retry only with retry_failed), or to be processed. Those go to an executor whose workers run
-majlis.batch_worker.process_file, where each stage is reused from its cache file when its key matches.
+batch/worker.py's process_file, where each stage is reused from its cache file when its key matches.
 
-Only this process, the parent, writes the ledger (majlis.ledger) and the index: workers report events and a
+Only this process, the parent, writes the ledger (batch/ledger.py) and the index: workers report events and a
 small result. The parent keeps no per-file state beyond a position number, so memory stays flat.
 A file is marked done only after its outputs and its index entry are on disk; a kill -9 at any moment leaves
 a ledger that at worst lags the files, and the same command again completes the run.
@@ -16,29 +16,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .batch_worker import (
-    BatchEvent, BatchHook, Executor, FileResult, FileTask, LocalExecutor, Settings, error_line, export_layout,
-    is_disk_full, process_file,
+from ..errors import MajlisError, ModelError, UsageError
+from ..files import digest, json_output
+from ..voices import naming_fingerprint
+from .worker import (
+    BatchEvent, BatchHook, Executor, FileResult, LocalExecutor, Settings, error_line, export_layout, is_disk_full,
 )
-from .collection import Job, assign_episodes, digest, discover, options_fingerprint
-from .errors import MajlisError, ModelError, UsageError
+from .collection import Job, assign_episodes, discover, options_fingerprint
+from .drive import drive
 from .ledger import STATE_DIR, Ledger, OutLock, RunRow
-from .voices import naming_fingerprint
 
 log = logging.getLogger("majlis")
-
-__all__ = [
-    "BatchEvent", "BatchHook", "BatchStatus", "BatchSummary", "Executor", "Failure", "LocalExecutor",
-    "batch_status", "run_batch",
-]
-
 
 @dataclass(frozen=True)
 class Failure:
@@ -69,13 +61,6 @@ class BatchSummary:
     @property
     def exit_code(self) -> int:
         return 0 if self.not_done == 0 else 1
-
-
-def _pick_json(episode: str, outputs: Sequence[str]) -> str | None:
-    preferred = f"{episode}.json"
-    if preferred in outputs:
-        return preferred
-    return next((o for o in outputs if o.endswith(".json")), None)
 
 
 class _Run:
@@ -124,7 +109,7 @@ class _Run:
 
     def open_index(self):
         if self._index is None and self.index_dir is not None:
-            from .index import Index
+            from ..search import Index
 
             # A new (or deleted and recreated) index holds nothing, whatever the ledger remembers adding.
             self._index_fresh = not self.index_dir.is_dir() or not any(self.index_dir.iterdir())
@@ -151,14 +136,9 @@ class _Run:
         self.on_event(BatchEvent("stage", ep, "index", "start"))
         t0 = time.perf_counter()
         try:
-            from .files import read_transcript
+            from ..pipeline import index_stage
 
-            name = _pick_json(ep, outputs)
-            if name is None:
-                raise UsageError(f"{ep}: no JSON transcript among the outputs to index")
-            path = self.out / name
-            # Index.add replaces the episode's documents in one commit: re-adding after a crash never duplicates.
-            self.open_index().add([read_transcript(path)], transcript_paths={ep: path})
+            index_stage(self.open_index(), ep, [self.out / name for name in outputs])
         except Exception as e:
             message = error_line(e)
             self.on_event(BatchEvent("stage", ep, "index", "failed", time.perf_counter() - t0, message))
@@ -234,34 +214,35 @@ def run_batch(
     """Transcribe every recording in `inputs` into `out_dir`, resuming whatever an earlier run left undone.
 
     `executor`: "local" (this process, or a pool of `workers` processes) or "dask" (the cluster whose scheduler
-    is at `scheduler`, else a LocalCluster of `workers` processes; majlis.batch_dask). `exports`: the layout of
-    the subtitle and podcast exports (writers.ExportOptions; default: as `transcribe`'s). A recording that
+    is at `scheduler`, else a LocalCluster of `workers` processes; batch/dask.py). `exports`: the layout of
+    the subtitle and podcast exports (export.ExportOptions; default: as `transcribe`'s). A recording that
     decodes with errors is transcribed from what decoded and recorded "done, damaged"; `strict`: it fails.
     """
     if retry_failed and force:
-        raise UsageError("--retry-failed and --force contradict each other: choose one")
+        raise UsageError("{retry_failed} and {force} contradict each other: choose one",
+                         arguments=("retry_failed", "force"))
     if workers < 1:
-        raise UsageError(f"--workers {workers}: needs at least 1")
+        raise UsageError(f"{{workers}} {workers}: needs at least 1", arguments=("workers",))
     if executor not in ("local", "dask"):
-        raise UsageError(f"--executor {executor}: choose local or dask")
+        raise UsageError(f"{{executor}} {executor}: choose local or dask", arguments=("executor",))
     if scheduler and executor != "dask":
-        raise UsageError("--scheduler needs --executor dask")
+        raise UsageError("{scheduler} needs {executor} dask", arguments=("scheduler", "executor"))
     if executor == "dask" and executor_factory is None:
         from functools import partial
 
-        from .batch_dask import DaskExecutor  # distributed loads only here
+        from .dask import DaskExecutor  # distributed loads only here
 
         executor_factory = partial(DaskExecutor, workers=workers, scheduler=scheduler)
     if options is None:
-        from .pipeline import Options
+        from ..pipeline import Options
 
         options = Options()
     out = Path(os.path.abspath(out_dir))
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
+        raise UsageError(f"{{out_dir}} {out}: exists and is not a folder", arguments=("out_dir",))
     index_path = Path(os.path.abspath(index_dir)) if index_dir is not None else None
     if options.speakers_dir is not None:
-        from .speakers import enrollment_clips
+        from ..speakers import enrollment_clips
 
         enrollment_clips(Path(options.speakers_dir))  # a bad --speakers folder is a usage error, not N failures
     jobs = discover(inputs, exclude=out)
@@ -328,11 +309,11 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
         else:
             todo.append((job, plan))
     if not force:  # a transcript corrected in `majlis serve --edit` is not overwritten unasked
-        from .edits import refuse_if_edited
+        from ..edits import refuse_if_edited
 
         for job, _ in todo:
             row = ledger.episode(job.episode)
-            written = _pick_json(job.episode, row.outputs or ()) if row is not None else None
+            written = json_output(job.episode, row.outputs or ()) if row is not None else None
             if written:
                 refuse_if_edited(state.out / written, force)
     state.emit(BatchEvent("plan", info={"files": len(jobs), "todo": len(todo), "skipped": skipped,
@@ -340,7 +321,7 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
     for event in earlier:
         state.emit(event)
     if todo:
-        _drive(state, todo, workers, executor_factory, max_tasks_per_child)
+        drive(state, todo, workers, executor_factory, max_tasks_per_child)
     failures = []
     not_done = 0
     for job in jobs:
@@ -351,98 +332,6 @@ def _run(state: _Run, jobs: list[Job], base: str, retry_failed: bool, force: boo
                 failures.append(Failure(job.episode, job.source, row.failed_stage or "", row.error or ""))
     return BatchSummary(len(jobs), state.done, skipped, state.failed, failed_earlier, not_done, state.audio,
                         time.monotonic() - t0, tuple(failures), stopped=state.stopped)
-
-
-def _drive(state: _Run, todo: list[tuple[Job, str]], workers: int, executor_factory, max_tasks_per_child) -> None:
-    """Keep the executor busy with a bounded number of tasks; survive workers that die.
-
-    When a worker process dies (segfault, out of memory), every task in flight fails with BrokenProcessPool,
-    innocent ones included. Those are retried one at a time on a fresh pool: a task that kills its worker
-    while running alone is the culprit and is recorded as failed; the others go on.
-    """
-
-    def make() -> Executor:
-        if executor_factory is not None:
-            return executor_factory(state.settings, state.on_event)
-        return LocalExecutor(state.settings, state.on_event, workers=workers, max_tasks_per_child=max_tasks_per_child)
-
-    def task(job: Job) -> FileTask:
-        row = state.ledger.episode(job.episode)
-        return FileTask(job.episode, job.source, dict(job.metadata), state.ledger.done_keys(job.episode),
-                        row.outputs if row else ())
-
-    default_limit = 1 if workers == 1 else 2 * workers  # bounded: memory stays flat however long the list
-    pending = deque(todo)
-    suspects: deque[tuple[Job, str]] = deque()
-    in_flight: dict[Future, tuple[tuple[Job, str], int, bool]] = {}
-    executor: Executor | None = None
-    generation = fruitless_restarts = 0
-    cancel = True
-
-    def submit(queue: deque, alone: bool) -> bool:
-        item = queue.popleft()
-        try:
-            future = executor.submit(process_file, task(item[0]))
-        except BrokenProcessPool:  # the pool died before we noticed: the item waits for the next one
-            queue.appendleft(item)
-            return False
-        in_flight[future] = (item, generation, alone)
-        return True
-
-    def top_up() -> bool:
-        """Submit as much as the executor takes; True when its pool turned out to be broken."""
-        if suspects:
-            return not in_flight and not submit(suspects, True)
-        limit = getattr(executor, "capacity", None) or default_limit
-        broken = False
-        while pending and len(in_flight) < limit and not broken:
-            broken = not submit(pending, False)
-        return broken
-
-    try:
-        while pending or suspects or in_flight:
-            if executor is None:
-                if fruitless_restarts > 3:
-                    raise ModelError("worker processes keep dying before finishing any file; "
-                                     "try --workers 1 to see the error")
-                executor, generation = make(), generation + 1
-            broken = top_up()
-            finished: list[tuple[Job, str, FileResult]] = []
-            for future in executor.wait_any(list(in_flight), 0.5):
-                (job, plan), gen, alone = in_flight.pop(future)
-                try:
-                    result = future.result()
-                except BrokenProcessPool:
-                    broken = broken or gen == generation
-                    if alone:
-                        result = FileResult(job.episode, False, "worker", "the worker process died while "
-                                            "processing this file (crashed or ran out of memory)")
-                    else:
-                        suspects.append((job, plan))
-                        continue
-                except Exception as e:  # a bug or an unpicklable result: this file fails, the run goes on
-                    result = FileResult(job.episode, False, "worker", error_line(e))
-                if result.fatal:
-                    raise ModelError(result.fatal)
-                finished.append((job, plan, result))
-            if finished and not broken and getattr(executor, "capacity", None):
-                # An executor that keeps no spare task in flight (Dask) gets its next files before this
-                # process spends time indexing: its workers would otherwise wait for the index commits.
-                broken = top_up()
-            for job, plan, result in finished:
-                fruitless_restarts = 0
-                state.finish(job, plan, result)
-            if state.stopped:  # a full disk: what is in flight finishes (or fails); nothing new starts
-                pending.clear()
-                suspects.clear()
-            if broken:
-                fruitless_restarts += 1
-                executor.close(cancel=True)
-                executor = None
-        cancel = False
-    finally:
-        if executor is not None:
-            executor.close(cancel=cancel)
 
 
 # status ------------------------------------------------------------------------------------------------

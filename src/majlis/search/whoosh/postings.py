@@ -1,6 +1,6 @@
 """One word's posting list in one whoosh segment, read from whoosh 2.7's W3 format directly: the list in one
 piece, block headers parsed once (and kept for the words searched most recently), each block decoded only
-when something in it is needed (fastscore.Block). majlis.phrase walks phrases with it."""
+when something in it is needed (fastscore.Block). phrase.py walks phrases with it."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
-import json
 import logging
 import os
 import re
@@ -15,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 
-from .audio import is_audio_path
-from .errors import UsageError
+from ..audio import is_audio_path
+from ..errors import UsageError
+from ..files import digest
 
 log = logging.getLogger("majlis")
 
@@ -208,32 +208,6 @@ def assign_episodes(jobs: Sequence[Job], known: Mapping[str, tuple[str, str]]) -
 
 
 # keys -------------------------------------------------------------------------------------------------
-
-
-def digest(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:40]
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def folder_fingerprint(folder: str | os.PathLike | None) -> str:
-    """Content hash of a folder of voice samples: renaming, adding or re-recording a sample changes it."""
-    if folder is None:
-        return ""
-    root = Path(folder)
-    entries = [
-        (p.relative_to(root).as_posix(), file_sha256(p))
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return digest("speakers", entries)
 
 
 def options_fingerprint(options: Any) -> str:

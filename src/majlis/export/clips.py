@@ -8,7 +8,7 @@ import uuid
 import warnings
 from pathlib import Path
 
-from .errors import AudioError, UsageError
+from ..errors import AudioError, UsageError
 
 # Output extension -> (ffmpeg muxer, codec or None for the muxer's default)
 FORMATS = {
@@ -36,7 +36,7 @@ def cut_clip(audio_path: str | os.PathLike, start: float, end: float, out_path: 
 
     The output format follows the extension of `out_path`.
     """
-    from . import audio
+    from .. import audio
 
     src, out = Path(audio_path), Path(out_path)
     if not (0 <= start < end):

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .errors import UsageError
+from ..errors import UsageError
+from ..stagecache import STATE_DIR
 
-STATE_DIR = ".majlis"
 LEDGER_NAME = "ledger.sqlite"
 STAGES = ("decode", "asr", "diarize", "naming", "exports", "index")
 
@@ -256,10 +256,6 @@ class Ledger:
         """episode -> (source, relpath) for every episode ever recorded here."""
         return {r[0]: (r[1], r[2]) for r in self._db.execute("SELECT episode, source, relpath FROM episodes")}
 
-    def episode_for_source(self, source: str) -> str | None:
-        r = self._db.execute("SELECT episode FROM episodes WHERE source=? ORDER BY rowid LIMIT 1", (source,)).fetchone()
-        return r[0] if r else None
-
     def register(self, rows: Iterable[tuple[str, str, str, Mapping[str, str]]]) -> None:
         """Make sure every (episode, source, relpath, metadata) of this run has a row; keep existing state."""
         now = time.time()
@@ -289,11 +285,6 @@ class Ledger:
             (episode, stage),
         ).fetchone()
         return StageRow(*r) if r else None
-
-    def stages(self, episode: str | None = None) -> list[StageRow]:
-        sql = "SELECT episode, stage, key, status, error, attempts, reused, seconds, finished, run FROM stages"
-        rows = self._db.execute(sql + " WHERE episode=?", (episode,)) if episode else self._db.execute(sql)
-        return [StageRow(*r) for r in rows]
 
     def done_keys(self, episode: str) -> dict[str, str]:
         rows = self._db.execute("SELECT stage, key FROM stages WHERE episode=? AND status='done'", (episode,))

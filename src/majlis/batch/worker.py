@@ -2,7 +2,7 @@
 through every stage, each reused from a content-addressed cache file when its key matches), and the
 executors that run it in this process or in a pool of processes.
 
-Cache keys (majlis.collection.digest of):
+Cache keys (files.digest of):
   asr        = sha256(file) + ASR engine name + model + language + task + decoding options set
   diarize    = sha256(file) + diarizer name + pyannote pipeline + speaker counts
   naming     = diarize key + speakers-folder content hash (or the voice library's id, version and content)
@@ -25,10 +25,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
-from .collection import digest, file_sha256
-from .errors import AudioError, MajlisError
-from .ledger import STATE_DIR
-from .stagecache import read_cache, stage_keys, write_cache
+from ..errors import AudioError, MajlisError
+from ..files import digest, file_sha256
+from ..stagecache import StageCache
 
 log = logging.getLogger("majlis")
 
@@ -93,7 +92,7 @@ def damage_note(damage) -> str:
 def export_layout(exports) -> list:
     """What of the export layout (writers.ExportOptions) goes into cache keys: only what differs from the
     default, so keys made before these options existed stay valid."""
-    from .writers import ExportOptions
+    from ..export import ExportOptions
 
     default = asdict(ExportOptions())
     layout = sorted((k, v) for k, v in asdict(exports or ExportOptions()).items() if v != default[k])
@@ -144,39 +143,6 @@ def is_disk_full(e: BaseException) -> bool:
     return False
 
 
-def _dump_asr(r) -> dict:
-    return {"language": r.language, "segments": [s.to_dict() for s in r.segments]}
-
-
-def _load_asr(d: dict):
-    from .asr import AsrResult
-    from .types import Segment
-
-    return AsrResult(str(d["language"]), tuple(Segment.from_dict(s) for s in d["segments"]))
-
-
-def _dump_diarization(d) -> dict:
-    return {"turns": [t.to_dict() for t in d.turns], "exclusive": [t.to_dict() for t in d.exclusive]}
-
-
-def _load_diarization(d: dict):
-    from .diarize import Diarization
-    from .types import Turn
-
-    return Diarization(tuple(Turn.from_dict(t) for t in d["turns"]), tuple(Turn.from_dict(t) for t in d["exclusive"]))
-
-
-def _dump_naming(n) -> dict:
-    out = {"mapping": dict(n.mapping), "scores": {k: float(v) for k, v in dict(n.scores).items()}}
-    return {**out, "metadata": dict(n.metadata)} if n.metadata else out
-
-
-def _load_naming(d: dict):
-    from .speakers import Naming
-
-    return Naming(mapping=dict(d["mapping"]), scores=dict(d["scores"]), metadata=dict(d.get("metadata", {})))
-
-
 class Worker:
     """Processes files one after another with engines loaded once (lazily: a run with nothing to do loads none)."""
 
@@ -184,16 +150,15 @@ class Worker:
         self.settings = settings
         self.emit = emit
         self.out = Path(settings.out_dir)
-        self.cache = self.out / STATE_DIR / "cache"
         self._engines = None
 
     def engines(self):
         if self._engines is None:
-            from .pipeline import Engines
+            from ..pipeline import Engines
 
             engines = Engines.load(self.settings.options, side_by_side=False)  # stages run one by one here
             if self.settings.options.speakers_dir is not None:
-                from .speakers import enrollment
+                from ..speakers import enrollment
 
                 # Unusable voice samples would fail every file the same way: fail the run once, up front.
                 enrollment(Path(self.settings.options.speakers_dir))
@@ -220,6 +185,8 @@ class Worker:
         last = [0.0]
 
         def hook(stage: str, completed: float, total: float) -> None:
+            if stage in ("decode", "name"):  # run_stages' own ticks: here those stages are reported as stages
+                return
             now = time.monotonic()
             if now - last[0] >= 0.5 or completed >= total:  # events cross a process boundary: keep them few
                 last[0] = now
@@ -227,47 +194,21 @@ class Worker:
 
         return hook
 
-    def _cached(self, episode: str, stage: str, key: str, compute, dump, load):
-        """The stage's output from its cache file, else computed, written whole, and only then reported done."""
-        path = self.cache / stage / f"{key}.json"
-        value = None if self.settings.force else read_cache(path, load)
-        if value is not None:
-            self.emit(BatchEvent("stage", episode, stage, "reused", key=key))
-            return value
-        with self._stage(episode, stage, key):
-            return write_cache(path, dump(compute()), load)
-
     def process(self, task: FileTask) -> FileResult:
-        from . import pipeline
-        from .audio import SAMPLE_RATE
-        from .writers import write_transcript
+        from .. import pipeline
+        from ..export import write_transcript
 
         s, o, ep = self.settings, self.settings.options, task.episode
         try:
             engines = self.engines()
         except Exception as e:
             return FileResult(ep, False, "load", fatal=error_line(e))
-        names = engines.describe()
-        sha = duration = None
+        cache = _ReportingCache(self, ep)
         try:
-            with self._stage(ep, "decode") as info:
-                samples = pipeline.decode_stage(task.source)
-                sha = file_sha256(task.source)
-                duration = len(samples) / SAMPLE_RATE
-                damage = pipeline.audio.damage_of(samples)
-                if damage is not None and s.strict:
-                    raise AudioError(f"{task.source}: damaged ({damage.first_error}; --strict: not transcribed)")
-                info.update(key=sha, sha256=sha, duration=duration)
-            hook = self._hook(ep)
-            asr_key, dia_key, name_key = stage_keys(sha, names, o, s.speakers_hash)
-            asr = self._cached(ep, "asr", asr_key, lambda: pipeline.asr_stage(engines, samples, hook),
-                               _dump_asr, _load_asr)
-            diarization = self._cached(ep, "diarize", dia_key,
-                                       lambda: pipeline.diarize_stage(engines, samples, o, hook),
-                                       _dump_diarization, _load_diarization)
-            naming = self._cached(ep, "naming", name_key, lambda: pipeline.naming_stage(samples, diarization, o),
-                                  _dump_naming, _load_naming)
-            transcript_key = digest("transcript/1", asr_key, name_key, ep, task.source, dict(task.metadata), names)
+            staged = pipeline.run_stages(task.source, options=o, engines=engines, hook=self._hook(ep), cache=cache)
+            keys = cache.keys
+            transcript_key = digest("transcript/1", keys["asr"], keys["naming"], ep, task.source, dict(task.metadata),
+                                    staged.engines)
             exports_key = digest("exports/1", transcript_key, list(s.formats), *export_layout(s.exports))
             outputs = task.outputs
             if (not s.force and task.done_keys.get("exports") == exports_key and outputs
@@ -275,18 +216,47 @@ class Worker:
                 self.emit(BatchEvent("stage", ep, "exports", "reused", key=exports_key))
             else:
                 with self._stage(ep, "exports", exports_key) as info:
-                    transcript = pipeline.assemble(
-                        episode=ep, audio_path=task.source, samples=samples, asr_result=asr,
-                        diarization=diarization, naming=naming, engines=names, metadata=task.metadata,
-                        damage=damage,
-                    )
+                    transcript = pipeline.assemble(staged, episode=ep, metadata=task.metadata)
                     written = write_transcript(transcript, self.out, list(s.formats), options=s.exports)
                     outputs = tuple(sorted(os.path.relpath(p, self.out) for p in written))
                     info["outputs"] = list(outputs)
         except _StageFailed as f:
-            return FileResult(ep, False, f.stage, f.message, sha256=sha, duration=duration, disk_full=f.disk_full)
-        return FileResult(ep, True, sha256=sha, duration=duration, transcript_key=transcript_key, outputs=outputs,
-                          damaged=damage_note(damage))
+            return FileResult(ep, False, f.stage, f.message, sha256=cache.sha, duration=cache.duration,
+                              disk_full=f.disk_full)
+        return FileResult(ep, True, sha256=cache.sha, duration=cache.duration, transcript_key=transcript_key,
+                          outputs=outputs, damaged=damage_note(cache.damage))
+
+
+class _ReportingCache(StageCache):
+    """The stage cache as a batch worker uses it: every stage, decode included, reported as an event (start,
+    done with its key, reused, failed); a failed stage fails the file, not the run."""
+
+    def __init__(self, worker: Worker, episode: str):
+        super().__init__(worker.out, force=worker.settings.force, speakers_hash=worker.settings.speakers_hash)
+        self.worker, self.episode = worker, episode
+        self.duration: float | None = None
+        self.damage = None  # types.Damage when the recording decoded with errors
+
+    def decode(self, path, compute):
+        from ..audio import SAMPLE_RATE, damage_of
+
+        with self.worker._stage(self.episode, "decode") as info:
+            samples = compute()
+            self.sha = file_sha256(path)
+            self.duration = len(samples) / SAMPLE_RATE
+            self.damage = damage_of(samples)
+            if self.damage is not None and self.worker.settings.strict:
+                raise AudioError(f"{path}: damaged ({self.damage.first_error}; --strict: not transcribed)")
+            info.update(key=self.sha, sha256=self.sha, duration=self.duration)
+        return samples
+
+    def reused(self, stage: str, key: str) -> None:
+        self.worker.emit(BatchEvent("stage", self.episode, stage, "reused", key=key))
+
+    def computed(self, stage: str, key: str, compute):
+        """Computed, written whole, and only then reported done."""
+        with self.worker._stage(self.episode, stage, key):
+            return compute()
 
 
 _WORKER: Worker | None = None
@@ -351,7 +321,7 @@ def process_file(task: FileTask) -> FileResult:
 
 class Executor(Protocol):
     """Where file tasks run. LocalExecutor runs them in this process (1 worker) or in a process pool;
-    majlis.batch_dask.DaskExecutor on a Dask cluster. The stages, the ledger and the decisions in run_batch
+    batch.dask.DaskExecutor on a Dask cluster. The stages, the ledger and the decisions in run_batch
     are the same for all.
 
     An executor may also have a `capacity` attribute: the number of tasks to keep in flight (read again

@@ -10,7 +10,8 @@ Decisions a reader of the files should know:
   "Bruce_Pannier").
 - podcast: the Podcasting 2.0 (podcastindex podcast-namespace) JSON transcript, version 1.0.0, one entry per
   segment (or per word, ExportOptions.podcast_words), written as <stem>.podcast.json.
-- html, docx: one paragraph per turn (a speaker's consecutive segments), as txt (documents.py).
+- html, docx: one paragraph per turn (a speaker's consecutive segments), as txt; their writers are in
+  documents.py.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from . import documents
-from .align import join_words
-from .errors import UsageError
-from .files import atomic_write_set, transcript_json
-from .types import Segment, Transcript, Turn
+from ..align import join_words
+from ..errors import UsageError
+from ..files import atomic_write_set, transcript_json
+from ..types import Segment, Transcript, Turn
 
 LINE_CHARS = 42  # the usual broadcast subtitle line
 MAX_LINES = 2
@@ -46,7 +46,8 @@ class ExportOptions:
 
     def __post_init__(self) -> None:
         if self.max_line_width < 1 or self.max_line_count < 1:
-            raise UsageError("--max-line-width and --max-line-count must be at least 1")
+            raise UsageError("{max_line_width} and {max_line_count} must be at least 1",
+                             arguments=("max_line_width", "max_line_count"))
 
 
 def clock(seconds: float, sep: str = ".") -> str:
@@ -148,8 +149,12 @@ def cues(seg: Segment, first_line_extra: int = 0, options: "ExportOptions | None
 
 
 class Writer:
+    """One export format: `name` (what --format says), `extension` (<stem>.<extension>), `media_type` (what the
+    web app serves it as; None: not offered there). A subclass decorated with @register is a format."""
+
     name = ""
     extension = ""
+    media_type: str | None = None
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str | bytes:
         raise NotImplementedError
@@ -160,15 +165,26 @@ class Writer:
         return out.encode("utf-8") if isinstance(out, str) else out
 
 
+WRITERS: dict[str, Writer] = {}  # name -> writer, in the order "all" writes them
+
+
+def register(cls: type[Writer]) -> type[Writer]:
+    """Class decorator: the format is known to --format, write_transcript, rename and the web app."""
+    WRITERS[cls.name] = cls()
+    return cls
+
+
+@register
 class JsonWriter(Writer):
-    name, extension = "json", "json"
+    name, extension, media_type = "json", "json", "application/json"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return transcript_json(transcript)
 
 
+@register
 class SrtWriter(Writer):
-    name, extension = "srt", "srt"
+    name, extension, media_type = "srt", "srt", "application/x-subrip; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks, n = [], 0
@@ -185,8 +201,9 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+@register
 class VttWriter(Writer):
-    name, extension = "vtt", "vtt"
+    name, extension, media_type = "vtt", "vtt", "text/vtt; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         blocks = ["WEBVTT\n"]
@@ -203,8 +220,9 @@ def hms(seconds: float) -> str:
     return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
+@register
 class TxtWriter(Writer):
-    name, extension = "txt", "txt"
+    name, extension, media_type = "txt", "txt", "text/plain; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         return "\n".join(f"{who} [{hms(at)}]: {text}\n" for who, at, _, text in paragraphs(transcript))
@@ -225,8 +243,9 @@ def _one_line(text: str) -> str:
     return re.sub(r"[\t\r\n]+", " ", text)
 
 
+@register
 class TsvWriter(Writer):
-    name, extension = "tsv", "tsv"
+    name, extension, media_type = "tsv", "tsv", "text/tab-separated-values; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         rows = ["start\tend\tspeaker\ttext\tspeaker_confidence"]
@@ -246,8 +265,9 @@ def rttm_safe(name: str) -> str:
     return re.sub(r"\s+", "_", name.strip()) or "_"
 
 
+@register
 class RttmWriter(Writer):
-    name, extension = "rttm", "rttm"
+    name, extension, media_type = "rttm", "rttm", "text/plain; charset=utf-8"
 
     def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
         turns = transcript.turns or tuple(Turn(s.speaker, s.start, s.end) for s in transcript.segments)
@@ -258,6 +278,7 @@ class RttmWriter(Writer):
         )
 
 
+@register
 class PodcastWriter(Writer):
     name, extension = "podcast", "podcast.json"
 
@@ -270,26 +291,6 @@ class PodcastWriter(Writer):
             segments = [{"speaker": s.speaker, "startTime": round(s.start, 3), "endTime": round(s.end, 3),
                          "body": s.text} for s in transcript.segments]
         return json.dumps({"version": "1.0.0", "segments": segments}, ensure_ascii=False, indent=1) + "\n"
-
-
-class HtmlWriter(Writer):
-    name, extension = "html", "html"
-
-    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
-        return documents.html_page(transcript, paragraphs(transcript), options.audio_url or transcript.audio)
-
-
-class DocxWriter(Writer):
-    name, extension = "docx", "docx"
-
-    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> bytes:
-        return documents.docx_bytes(transcript, paragraphs(transcript))
-
-
-WRITERS: dict[str, Writer] = {
-    w.name: w for w in (JsonWriter(), SrtWriter(), VttWriter(), TxtWriter(), TsvWriter(), RttmWriter(),
-                        PodcastWriter(), HtmlWriter(), DocxWriter())
-}
 
 
 def parse_formats(spec: str | Iterable[str]) -> list[str]:

@@ -1,5 +1,5 @@
 """Exports for reading rather than for machines: a standalone HTML transcript and a Word document, one
-paragraph per turn with the speaker's name and the time it starts (writers.HtmlWriter and DocxWriter call
+paragraph per turn with the speaker's name and the time it starts (HtmlWriter and DocxWriter, below, call
 these), and the speaker colours they share with the web page."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import zlib
 
 from typing import Sequence
 
-from .types import Transcript
+from ..types import Transcript
+from .writers import ExportOptions, Writer, hms, paragraphs, register
 
 Turn = tuple[str, float, float, str]  # speaker, start, end, text (writers.paragraphs)
 
@@ -44,8 +45,6 @@ audio { width: 100%; margin: 1rem 0; } .turn { margin: 0 0 1rem; }
 
 def html_page(transcript: Transcript, turns: Sequence[Turn], audio_url: str) -> str:
     """A page that opens anywhere: each paragraph's time links to the recording at that moment (#t=START)."""
-    from .writers import hms
-
     esc = html.escape
     title = transcript.metadata.get("title") or transcript.episode
     speakers = ", ".join(transcript.speakers)
@@ -75,8 +74,6 @@ def docx_bytes(transcript: Transcript, turns: Sequence[Turn]) -> bytes:
     """For producers: a Word document, one paragraph a turn, its time and then the speaker's name in bold."""
     import docx  # python-docx: only this export needs it
 
-    from .writers import hms
-
     doc = docx.Document()
     doc.core_properties.title = transcript.metadata.get("title") or transcript.episode
     doc.add_heading(doc.core_properties.title, level=1)
@@ -104,3 +101,20 @@ def _with_fixed_zip_times(package: bytes) -> bytes:
             fixed.compress_type = zipfile.ZIP_DEFLATED
             dst.writestr(fixed, src.read(info))
     return out.getvalue()
+
+
+@register
+class HtmlWriter(Writer):
+    name, extension, media_type = "html", "html", "text/html; charset=utf-8"
+
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> str:
+        return html_page(transcript, paragraphs(transcript), options.audio_url or transcript.audio)
+
+
+@register
+class DocxWriter(Writer):
+    name, extension = "docx", "docx"
+    media_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+    def format(self, transcript: Transcript, options: ExportOptions = ExportOptions()) -> bytes:
+        return docx_bytes(transcript, paragraphs(transcript))

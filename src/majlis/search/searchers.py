@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from whoosh.collectors import WrappingCollector
 
-from .errors import SearchTooSlow
+from ..errors import SearchTooSlow
 
 # Searchers one Index keeps for concurrent searches (the web app's threads): a slow search holds one while
 # the other serves the rest. Not more: searches are CPU work under one GIL, and with 4 the threads taking

@@ -9,9 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .errors import UsageError
-from .files import atomic_write_bytes, atomic_write_text, read_transcript, transcript_json
-from .types import Segment, Transcript, Turn
+from ..errors import UsageError
+from ..files import atomic_write_bytes, atomic_write_text, read_transcript, transcript_json
+from ..types import Segment, Transcript, Turn
 from .writers import WRITERS, ExportOptions, relative_url
 
 
@@ -155,7 +155,7 @@ def _complete(path: Path, pending: Mapping, index) -> list[Path]:
     if pending.get("index"):
         own = index is None or str(Path(index.path).resolve()) != pending["index"]
         if own:
-            from .index import Index
+            from ..search import Index
 
             index = Index(pending["index"])
         try:

@@ -10,7 +10,7 @@ whoosh's own hits, order and scores (tests/test_index.py and tests/test_phrase.p
   scoring them in one loop (skipping blocks that cannot reach the current top N, as whoosh does), or
   with numpy for a word in thousands of segments;
 - `Block`: a posting block's documents and weights without unpickling its values (positions), which
-  cost most of whoosh's decoding; majlis.phrase reads phrases with it.
+  cost most of whoosh's decoding; phrase.py reads phrases with it.
 
 All read whoosh internals (whoosh 2.7's W3 codec); anything unexpected falls back to whoosh's own path.
 """

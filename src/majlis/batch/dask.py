@@ -1,7 +1,7 @@
 """Batch mode on a Dask cluster (`majlis batch --executor dask`): the same stages, ledger and resume guarantees
 as the local executor, with the per-file work done by `dask.distributed` workers.
 
-- Each worker holds one `batch_worker.Worker` in a WorkerPlugin, so engines load once per worker process (on
+- Each worker holds one `worker.Worker` in a WorkerPlugin, so engines load once per worker process (on
   its first file) and stay warm; Dask re-runs the plugin's setup on workers that join or restart.
 - Workers report stage events on a Dask event topic and return a FileResult; this process, the client, stays
   the only writer of the ledger and the index (run_batch's `_Run`), exactly as with the local executor.
@@ -27,11 +27,11 @@ from typing import Any, Callable, Sequence
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import batch_worker
-from .batch_worker import BatchEvent, FileResult, Settings, Worker, _ForwardLog
-from .collection import digest
-from .errors import UsageError
+from ..errors import UsageError
+from ..files import digest
+from . import worker as worker_side
 from .ledger import STATE_DIR
+from .worker import BatchEvent, FileResult, Settings, Worker, _ForwardLog
 
 log = logging.getLogger("majlis")
 
@@ -79,7 +79,7 @@ class EnginesPlugin(WorkerPlugin):
 
 
 def run_on_worker(plugin_name: str, fn: Callable[..., FileResult], task) -> FileResult:
-    """The Dask task: `fn` (batch_worker.process_file) with this worker's warm majlis Worker in place."""
+    """The Dask task: `fn` (worker.process_file) with this worker's warm majlis Worker in place."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -91,7 +91,7 @@ def run_on_worker(plugin_name: str, fn: Callable[..., FileResult], task) -> File
         if not plugin.sees_shared_folder():
             return FileResult(task.episode, False, "load", fatal=f"Dask worker {worker.address} does not see "
                               f"{plugin.settings.out_dir}/{STATE_DIR}: {SHARED_HINT}")
-        batch_worker._WORKER, batch_worker._WORKER_ERROR = plugin.majlis, ""
+        worker_side._WORKER, worker_side._WORKER_ERROR = plugin.majlis, ""
         return fn(task)
 
 
@@ -124,7 +124,7 @@ class _Pending:
 
 
 class DaskExecutor:
-    """batch_worker.Executor on dask.distributed: a running cluster (`scheduler`) or a LocalCluster of
+    """worker.Executor on dask.distributed: a running cluster (`scheduler`) or a LocalCluster of
     `workers` single-threaded processes."""
 
     def __init__(self, settings: Settings, on_event: Callable[[BatchEvent], None], *, workers: int = 1,

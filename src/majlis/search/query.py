@@ -19,7 +19,8 @@ from whoosh import qparser
 from whoosh.analysis import CompositeAnalyzer, StemFilter
 from whoosh.query import AndNot, MultiTerm, Not, NullQuery, Or, Phrase, Prefix, Query, Term, Wildcard
 
-from .errors import QueryError
+from ..errors import QueryError
+from .whoosh import expanded_terms
 
 FIELD = "text"
 # A pasted paragraph is a few hundred characters; past this a query only costs (a 10,000-character phrase
@@ -28,7 +29,7 @@ MAX_QUERY_CHARS = 500
 # Whoosh builds an automaton for the edit distance: ~3 matches nearly everything and ~99 took a second to
 # find nothing.
 MAX_EDITS = 2
-WORDS = "spoken"  # the unstemmed, lowercased words (index.SCHEMA): what prefixes and wildcards match
+WORDS = "spoken"  # the unstemmed, lowercased words (schema.SCHEMA): what prefixes and wildcards match
 CONTEXT_WORDS = 5  # words of context either side of the matched span in a snippet
 LONG_SPAN = 24  # a matched span longer than this is shown as its two ends
 
@@ -50,7 +51,7 @@ class Leaf:
 
 def normalize(text: str) -> str:
     """NFKC: fullwidth, ligature and compatibility forms search as the plain letters (the index side is
-    majlis.index.Nfkc)."""
+    schema.Nfkc)."""
     return unicodedata.normalize("NFKC", text)
 
 
@@ -198,7 +199,7 @@ def expand_words(q: Query, reader, analyzer) -> Query:
             texts = {node.text, *stemmed[:1]} if cls is Prefix else {node.text}
             return Or([cls(FIELD, t, boost=node.boost) for t in sorted(texts)])
         words = sorted(t.decode("utf-8") if isinstance(t, bytes) else t
-                       for t in cls(WORDS, node.text)._btexts(reader))
+                       for t in expanded_terms(cls(WORDS, node.text), reader))
         return SpokenWords(frozenset(words), node.boost) if words else NullQuery
 
     return rewrite(q)
