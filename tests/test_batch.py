@@ -497,3 +497,28 @@ def test_a_second_batch_on_the_same_output_is_refused(tmp_path, corpus):
     assert proc.returncode == 2
     assert f"majlis: error: {out}: another `majlis batch` is already writing" in proc.stderr
     assert f"(pid {os.getpid()})" in proc.stderr
+
+
+def test_a_ledger_that_cannot_write_says_so_as_an_output_error(tmp_path):
+    """SQLite refusing a record (a full disk) is an OutputError naming the ledger, flagged disk_full, so the
+    run stops with the hint instead of a NameError."""
+    from majlis.errors import OutputError
+
+    class Full:  # the connection once the disk is full: every write is refused
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    with Ledger.for_out(tmp_path) as ledger:
+        real, ledger._db = ledger._db, Full()
+        try:
+            with pytest.raises(OutputError, match="cannot write the batch ledger.*free some space") as e:
+                ledger.set_episode("panel", status="done")
+            assert e.value.disk_full
+        finally:
+            ledger._db = real

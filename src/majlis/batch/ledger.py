@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..stagecache import STATE_DIR
 
 LEDGER_NAME = "ledger.sqlite"

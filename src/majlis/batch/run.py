@@ -24,7 +24,7 @@ from ..errors import MajlisError, ModelError, UsageError
 from ..files import digest, json_output
 from ..voices import naming_fingerprint
 from .worker import (
-    BatchEvent, BatchHook, Executor, FileResult, LocalExecutor, Settings, error_line, export_layout, is_disk_full,
+    BatchEvent, BatchHook, Executor, FileResult, Settings, error_line, export_layout, is_disk_full,
 )
 from .collection import Job, assign_episodes, discover, options_fingerprint
 from .drive import drive
