@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis import speakers
+from majlis import channel, speakers
 from majlis.audio import decode
 from majlis.diarize import Diarization
 from majlis.errors import AudioError, UsageError
@@ -312,13 +312,13 @@ def test_unenrolled_voice_becomes_unknown(conversation, tmp_path):
 
 def _band(lo: float, hi: float) -> np.ndarray:
     """Which CHANNEL_FFT bands lie between lo and hi Hz."""
-    f = np.fft.rfftfreq(speakers.CHANNEL_FFT, 1 / SR)
+    f = np.fft.rfftfreq(channel.CHANNEL_FFT, 1 / SR)
     return (f >= lo) & (f <= hi)
 
 
 def _speech_like_spectrum(rng) -> np.ndarray:
     """dB per band: a falling speech-like tilt with a few dB of ripple."""
-    f = np.fft.rfftfreq(speakers.CHANNEL_FFT, 1 / SR)
+    f = np.fft.rfftfreq(channel.CHANNEL_FFT, 1 / SR)
     return -20 * np.log10(1 + f / 500) + rng.normal(0, 2, len(f))
 
 
@@ -327,7 +327,7 @@ def test_channel_gain_cuts_what_a_phone_line_drops():
     studio = _speech_like_spectrum(rng)
     phone = studio - 7.0 + rng.normal(0, 2, len(studio))  # another level, the same shape in the band...
     phone[~_band(300, 3400)] -= 50.0  # ...and 50 dB less outside 300-3,400 Hz
-    gain = speakers.channel_gain(phone, studio)
+    gain = channel.channel_gain(phone, studio)
     assert (gain <= 0).all(), "never a boost"
     assert (gain[_band(400, 3300)] == 0).all(), "the band the line carries is left as it is"
     for outside in (_band(0, 200), _band(3500, 8000)):
@@ -340,36 +340,36 @@ def test_channel_gain_leaves_the_same_channel_alone():
     # Another mix of voices on the same line: up to 10 dB apart here and there, and one band 30 dB down.
     episode = sample + 12.0 + rng.uniform(-10, 10, len(sample))
     episode[100] -= 30.0
-    assert not (speakers.channel_gain(episode, sample) < 0).any()
+    assert not (channel.channel_gain(episode, sample) < 0).any()
     # A sample cut at 4 kHz against a full-band episode: what it lacks is no reason to cut the rest.
     short = sample.copy()
     short[_band(4000, 8000)] -= 60.0
-    assert not (speakers.channel_gain(sample, short) < 0).any()
+    assert not (channel.channel_gain(sample, short) < 0).any()
 
 
 def test_speech_spectrum_and_apply_gain_bring_a_sample_to_the_line():
     rng = np.random.default_rng(3)
     noise = rng.standard_normal(10 * SR).astype(np.float32) * 0.1
     line = np.where(_band(300, 3400), 0.0, -60.0)
-    phone = speakers.apply_gain(noise[: 5 * SR], line)  # an "episode" on the line
+    phone = channel.apply_gain(noise[: 5 * SR], line)  # an "episode" on the line
     studio = noise[5 * SR :]  # a "sample" of the same source, full band
-    episode, sample = speakers.speech_spectrum(phone), speakers.speech_spectrum(studio)
+    episode, sample = channel.speech_spectrum(phone), channel.speech_spectrum(studio)
     assert episode[_band(3800, 7000)].max() < episode[_band(500, 3000)].min() - 40
-    gain = speakers.channel_gain(episode, sample)
-    matched = speakers.speech_spectrum(speakers.apply_gain(studio, gain))
+    gain = channel.channel_gain(episode, sample)
+    matched = channel.speech_spectrum(channel.apply_gain(studio, gain))
     inside = _band(500, 3000)
     assert np.ptp(matched[inside] - sample[inside]) < 1.5, "the band itself keeps its shape"
     # (dB relative to each one's total power: the sample and the episode now agree in and out of the band)
     assert np.abs(matched[inside] - episode[inside]).max() < 2.5  # two halves of the noise: a dB or two per band
     assert np.abs(matched[_band(3800, 7000)] - episode[_band(3800, 7000)]).max() < 6.0
     # Deterministic, and the same channel changes nothing.
-    assert np.array_equal(gain, speakers.channel_gain(episode, sample))
-    assert not (speakers.channel_gain(speakers.speech_spectrum(noise), sample) < 0).any()
+    assert np.array_equal(gain, channel.channel_gain(episode, sample))
+    assert not (channel.channel_gain(channel.speech_spectrum(noise), sample) < 0).any()
     # Spans pick the frames: silence outside them is not averaged in.
     padded = np.concatenate([np.zeros(SR, np.float32), studio])
-    within = speakers.speech_spectrum(padded, [(1.0, 6.0)])
+    within = channel.speech_spectrum(padded, [(1.0, 6.0)])
     assert np.abs(within - sample).max() < 1.0
-    assert speakers.speech_spectrum(np.zeros(100, np.float32)) is None
+    assert channel.speech_spectrum(np.zeros(100, np.float32)) is None
 
 
 def test_enrollment_through_the_episodes_channel(tmp_path):
@@ -377,10 +377,10 @@ def test_enrollment_through_the_episodes_channel(tmp_path):
     recorded = enrollment(tmp_path)
     clip = decode(tmp_path / "Tahir.mp3")
     # The same channel: the voiceprint as recorded, not embedded again.
-    same = enrollment(tmp_path, channel=speakers.speech_spectrum(clip))
+    same = enrollment(tmp_path, channel=channel.speech_spectrum(clip))
     assert np.array_equal(same["Tahir"], recorded["Tahir"])
-    phone = speakers.apply_gain(clip, np.where(_band(300, 3400), 0.0, -60.0))
-    heard = enrollment(tmp_path, channel=speakers.speech_spectrum(phone))
+    phone = channel.apply_gain(clip, np.where(_band(300, 3400), 0.0, -60.0))
+    heard = enrollment(tmp_path, channel=channel.speech_spectrum(phone))
     assert not np.array_equal(heard["Tahir"], recorded["Tahir"])
     assert abs(np.linalg.norm(heard["Tahir"]) - 1) < 1e-6
     # What the episode's line makes of the voice: the matched print sounds like it, the recorded one does not.

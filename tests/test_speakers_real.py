@@ -98,7 +98,7 @@ def test_voice_nobody_enrolled_is_not_given_an_absent_name(diarizer, panel, tmp_
 @pytest.mark.parametrize("seed, first, bar", [(1, 2, 0.92), (3, 1, 0.98)])
 def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer, tmp_path, seed, first, bar):
     """Panels 1 and 3 on the phone line. Panel 1: with the samples as recorded, one reader stayed Unknown
-    (61.5% of words by name); filtered to the episode's channel first (speakers.channel_gain), all three are
+    (61.5% of words by name); filtered to the episode's channel first (channel.channel_gain), all three are
     named. Panel 3: the diarizer splits one reader in two (4 voices for 3), and both halves take her name
     (speakers.split_voices; 82.2% of words by name before). With one reader's samples swapped for an absent
     reader's, that reader stays Unknown, split or not, and the others keep their names."""
