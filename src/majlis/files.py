@@ -72,12 +72,15 @@ def _staged(target: Path, data: bytes) -> str:
     return tmp
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)  # errnos that mean nothing more fits until space is freed
+
+
 def _output_error(e: OSError, path: Path) -> OutputError:
     folder = path if path.is_dir() else path.parent
     hint = {errno.ENOSPC: ": free some space and run it again", errno.EDQUOT: ": over the disk quota",
             errno.EROFS: ": a read-only file system", errno.EACCES: ": permission denied"}.get(e.errno, "")
     return OutputError(f"{folder}: cannot write there ({e.strerror or e}{hint})",
-                       disk_full=e.errno in (errno.ENOSPC, errno.EDQUOT))
+                       disk_full=e.errno in DISK_FULL)
 
 
 def check_writable(folder: str | os.PathLike, what: str, *, need: int = 0) -> None:

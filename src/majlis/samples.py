@@ -182,11 +182,15 @@ def learn_from_rename(transcript: str | os.PathLike, mapping: Mapping[str, str],
     return lib, found, embed_episode_voices(found)
 
 
-def learn_from_episode(library: VoiceLibrary, transcript: str | os.PathLike, speaker: str) -> tuple[int, EpisodeVoice]:
-    """Take `speaker`'s voice from a transcribed episode into `library` (the editor's "learn this voice"):
-    everything is checked before the recording is decoded. Returns the library's new version and the voice."""
-    check_name(speaker)
-    voice = episode_voice(transcript, speaker, transcript_path=Path(transcript))
+def learn_from_episode(library: VoiceLibrary, episode: str | os.PathLike, speaker: str, *, name: str | None = None,
+                       replace: bool = False, index_dir=None,
+                       transcript_path: Path | None = None) -> tuple[int, EpisodeVoice]:
+    """Take `speaker`'s voice from an episode already transcribed into `library` as `name` (default: the
+    speaker's own), for `majlis voices from` and the editor's "Learn voice": the name, the library, the
+    speaker and the recording are all checked before the recording is decoded. Returns the library's new
+    version and the voice."""
+    name = check_name(speaker if name is None else name)
     library.manifest()
+    voice = episode_voice(episode, speaker, index_dir=index_dir, transcript_path=transcript_path)
     library.check_writable()
-    return library.add(speaker, embed_episode_voices([voice])), voice
+    return library.add(name, embed_episode_voices([voice]), replace=replace), voice

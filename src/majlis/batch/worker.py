@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 from ..errors import AudioError, MajlisError
-from ..files import digest, file_sha256
+from ..files import DISK_FULL, digest, file_sha256
 from ..stagecache import StageCache
 
 log = logging.getLogger("majlis")
@@ -134,10 +134,8 @@ class _StageFailed(Exception):
 
 def is_disk_full(e: BaseException) -> bool:
     """No space left (or over quota) where something was being written, whichever layer said it."""
-    import errno
-
     while e is not None:
-        if getattr(e, "disk_full", False) or (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)):
+        if getattr(e, "disk_full", False) or (isinstance(e, OSError) and e.errno in DISK_FULL):
             return True
         e = e.__cause__ or e.__context__
     return False

@@ -74,16 +74,12 @@ def from_command(episode: str, speaker: str, name: str, replace: bool, voices_di
 
     EPISODE: a transcript .json, or an episode id in the index; its recording must be where the transcript
     says, or beside it. SPEAKER: as the transcript names it ("Unknown 2", SPEAKER_01, a name)."""
-    from ..samples import embed_episode_voices, episode_voice
+    from ..samples import learn_from_episode
     from ..voices import check_name
 
     lib = _library(voices_dir, index_dir)
     name = check_name(name)
-    lib.manifest()
-    found = episode_voice(episode, speaker, index_dir=index_dir)
-    lib.check_writable()
-    samples = embed_episode_voices([found])
-    version = lib.add(name, samples, replace=replace)
+    version, found = learn_from_episode(lib, episode, speaker, name=name, replace=replace, index_dir=index_dir)
     click.echo(f"{'replaced' if replace else 'added'} {name}: the voice of {speaker} in {found.episode} "
                f"({found.seconds:.1f} s of words), in {lib.path}: version {version}")
 

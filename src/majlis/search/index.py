@@ -22,7 +22,7 @@ from whoosh.index import LockError
 from whoosh.query import And, NullQuery, Or, Phrase, Term
 
 from ..errors import AudioError, IndexBusy, IndexMissing, OutputError, UsageError
-from ..files import find_recording
+from ..files import DISK_FULL, find_recording
 from ..types import Hit, Transcript
 from .query import WORDS, expand_words, normalize, parse_query, positive_leaves, span_and_snippet, split_filters
 from .schema import ANALYZER, SCHEMA, media_url, pack_words, speaker_key, unpack_words
@@ -214,7 +214,7 @@ class Index:
         if isinstance(e, OSError):
             hint = ": free some space and run it again" if e.errno == errno.ENOSPC else ""
             raise OutputError(f"{self.path}: cannot write the index ({e.strerror or e}{hint})",
-                              disk_full=e.errno in (errno.ENOSPC, errno.EDQUOT)) from None
+                              disk_full=e.errno in DISK_FULL) from None
 
     def optimize(self) -> None:
         """Merge the index into one whoosh segment. Each commit adds a segment and whoosh merges only small

@@ -16,7 +16,6 @@ from __future__ import annotations
 import getpass
 import hmac
 import json
-import re
 import secrets
 import threading
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import edits
-from ..errors import MajlisError, TranscriptError
+from ..errors import MajlisError, TranscriptError, VoiceError
 
 TOKEN_HEADER = "x-majlis-edit-token"
 MAX_BODY = 64 * 1024
@@ -57,15 +56,12 @@ class EditSettings:
     learn: Callable[[Path, str], dict] | None = None  # (transcript path, speaker) -> what was learned
 
 
-# Names diarization gives a voice it could not name: never offered to the library.
-PLACEHOLDER = re.compile(r"^(SPEAKER_\d+|Unknown( \d+)?)$")
-
-
 def with_library(settings: EditSettings, library) -> EditSettings:
     """`settings` wired to a voice library (majlis.voices.VoiceLibrary, read afresh on each use so voices added
     while serving show up): its names in the speaker menu, an offer to learn a voice after a save gives words
     to a name the library lacks, and the route that learns it."""
     from .. import samples
+    from ..voices import check_name
 
     def names() -> list[str]:
         try:
@@ -76,12 +72,16 @@ def with_library(settings: EditSettings, library) -> EditSettings:
     def on_saved(episode: str, path: Path, record: dict) -> dict | None:
         args = record.get("args", {})
         name = {"rename_speaker": args.get("new"), "reassign": args.get("speaker")}.get(record.get("op"))
-        if isinstance(name, str) and name.strip() and not PLACEHOLDER.match(name) and name not in names():
-            return {"learn": name}
-        return None
+        if not isinstance(name, str):
+            return None
+        try:
+            name = check_name(name)  # what the library cannot take ("Unknown 2", SPEAKER_01) is not offered
+        except VoiceError:
+            return None
+        return {"learn": name} if name not in names() else None
 
     def learn(path: Path, speaker: str) -> dict:
-        version, voice = samples.learn_from_episode(library, path, speaker)
+        version, voice = samples.learn_from_episode(library, path, speaker, transcript_path=path)
         return {"learned": speaker, "version": version, "seconds": round(voice.seconds, 1),
                 "library": str(library.path)}
 
