@@ -16,8 +16,8 @@ Works on any diarizer's turns (builtin or pyannote) and needs only the samples, 
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -57,22 +57,32 @@ def _turn_info(words: Sequence[Word], exclusive: Sequence[Turn]) -> tuple[np.nda
     return near, run_len
 
 
-def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn]) -> list[Word]:
-    """The words with speakers re-checked where the turns are least sure and `speaker_confidence` set."""
-    words = list(words)
-    labels = sorted({w.speaker for w in words if w.speaker is not None} | {t.speaker for t in exclusive})
-    if not words:
-        return words
-    if len(labels) < 2:  # nobody to confuse the speaker with (or no diarizer ran): nothing to say
-        return words
-    from .audio import SAMPLE_RATE
-    from .voice import HOP, analyse, embed_layout, embed_windows
+@dataclass(frozen=True)
+class Heard:
+    """What the re-check needs from the recording and its turns alone, before any word exists: each speaker's
+    voice print and the 1 s grid windows. The pipeline makes it beside the ASR (hear), so only the windows
+    centred on words near a change are left for after."""
 
-    found = analyse(samples, remember=False)  # the recording's last use: what diarizing it kept is let go
+    found: Any  # voice.Analysis
+    speech: np.ndarray  # speech frames
+    names: tuple[str, ...]  # speaker labels, in the order of `prints`' rows
+    prints: np.ndarray  # (speakers, 256) unit voice prints, the episode's mean voice taken out
+    mean: np.ndarray  # the episode's mean voice
+    grid: dict  # window centre (frame) -> its unit embedding, the mean voice taken out
+
+
+def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
+    """The voice prints and grid windows of a recording (None: fewer than two voices to tell apart). This is
+    the recording's last use by the encoder: what diarizing it kept is let go."""
+    labels = sorted({t.speaker for t in exclusive})
+    if len(labels) < 2:
+        return None
+    from .voice import analyse, embed_windows
+
+    found = analyse(samples, remember=False)
     speech = np.flatnonzero(found.speech)
     if len(speech) < MIN_WINDOW:
-        return words
-    # Voice prints of each speaker from their own (exclusive) speech, and the episode's mean voice.
+        return None
     prints, all_windows = {}, []
     for lab in labels:
         inside = np.zeros(len(found.speech), bool)
@@ -87,35 +97,77 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
             prints[lab] = (E, n)
             all_windows.append(E)
     if len(prints) < 2:
-        return words
+        return None
     mean = np.concatenate(all_windows).mean(axis=0)
-    names = list(prints)
     P = np.stack([((E - mean) * n[:, None]).sum(axis=0) for E, n in prints.values()])
     P /= np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-9)
+    heard = Heard(found, speech, tuple(prints), P, mean, {})
+    # Every grid cell with speech in it: the words that will fall there are not known yet.
+    cells = np.unique(speech // _cell_frames())
+    _embed_centres(heard, np.round((cells + 0.5) * _cell_frames()).astype(int), need_speech=True)
+    return heard
+
+
+def _cell_frames() -> float:
+    from .audio import SAMPLE_RATE
+    from .voice import HOP
+
+    return WINDOW * SAMPLE_RATE / HOP
+
+
+def _embed_centres(heard: Heard, centres: np.ndarray, *, need_speech: bool = False, threads: int | None = None
+                   ) -> None:
+    """Embed the WINDOW-long windows centred on these frames into heard.grid (those not there yet). A window
+    with too little speech inside takes the nearest speech frames instead, or is left out with `need_speech`."""
+    from .voice import embed_layout
+
+    speech, half = heard.speech, _cell_frames() / 2
+    keys, starts, lengths = [], [], []
+    for c in np.unique(centres).tolist():
+        if c in heard.grid:
+            continue
+        lo, hi = np.searchsorted(speech, c - half), np.searchsorted(speech, c + half)
+        if hi - lo < MIN_WINDOW:
+            if need_speech:
+                continue
+            k = int(np.clip(np.searchsorted(speech, c), 0, len(speech)))
+            lo, hi = max(0, k - MIN_WINDOW // 2), min(len(speech), max(0, k - MIN_WINDOW // 2) + MIN_WINDOW)
+        keys.append(c)
+        starts.append(lo)
+        lengths.append(hi - lo)
+    if not keys:
+        return
+    Z = embed_layout(heard.found, speech, np.array(starts), np.array(lengths), threads=threads) - heard.mean
+    Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-9)
+    heard.grid.update(zip(keys, Z))
+
+
+def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn], heard: Heard | None = None,
+            *, threads: int | None = None) -> list[Word]:
+    """The words with speakers re-checked where the turns are least sure and `speaker_confidence` set.
+    `heard`: hear(samples, exclusive), made earlier (beside the ASR); made here when not given. `threads`:
+    the encoder's BLAS threads (voice.embed_layout)."""
+    words = list(words)
+    if not words or len({w.speaker for w in words if w.speaker is not None} | {t.speaker for t in exclusive}) < 2:
+        return words  # nobody to confuse the speaker with (or no diarizer ran): nothing to say
+    heard = heard if heard is not None else hear(samples, exclusive)
+    if heard is None:
+        return words
+    names = list(heard.names)
 
     near, run_len = _turn_info(words, exclusive)
     own = (near < NEAR_CHANGE) | (run_len < SHORT_TURN)
-    half = WINDOW * SAMPLE_RATE / HOP / 2
-    # A word's window: its own centre, or the centre of its 1 s grid cell; windows asked twice are made once.
-    centres = np.array([(w.start + w.end) / 2 if o else (np.floor((w.start + w.end) / 2 / WINDOW) + 0.5) * WINDOW
-                        for w, o in zip(words, own)]) * SAMPLE_RATE / HOP
-    keys, which = np.unique(np.round(centres).astype(int), return_inverse=True)
-    starts, lengths = [], []
-    for c in keys:
-        lo, hi = np.searchsorted(speech, c - half), np.searchsorted(speech, c + half)
-        if hi - lo < MIN_WINDOW:  # too little speech inside: the nearest speech frames instead
-            k = int(np.clip(np.searchsorted(speech, c), 0, len(speech)))
-            lo, hi = max(0, k - MIN_WINDOW // 2), min(len(speech), max(0, k - MIN_WINDOW // 2) + MIN_WINDOW)
-        starts.append(lo)
-        lengths.append(hi - lo)
-    E = embed_layout(found, speech, np.array(starts), np.array(lengths))
-    Z = E - mean
-    Z /= np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-9)
-    S = (Z @ P.T)[which]  # (words, speakers)
+    cell = _cell_frames()
+    # A word's window: its own centre, or the centre of its 1 s grid cell.
+    centres = np.round(np.array([(w.start + w.end) / 2 * cell / WINDOW if o
+                                 else (np.floor((w.start + w.end) / 2 / WINDOW) + 0.5) * cell
+                                 for w, o in zip(words, own)])).astype(int)
+    _embed_centres(heard, centres, threads=threads)
+    S = np.stack([heard.grid[c] for c in centres.tolist()]) @ heard.prints.T  # (words, speakers)
 
     out = []
     for i, w in enumerate(words):
-        if w.speaker is None or w.speaker not in prints:
+        if w.speaker is None or w.speaker not in names:
             out.append(w)
             continue
         scores = S[i]

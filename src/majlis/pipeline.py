@@ -8,10 +8,12 @@ call it, with a stage cache (stagecache.py) where a stage may be reused.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -25,6 +27,9 @@ from .stagecache import Direct
 from .types import ProgressHook, Transcript
 
 log = logging.getLogger("majlis")
+T = TypeVar("T")
+# How far the work beside the ASR gives way to it (Linux niceness, 0-19).
+BESIDE_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,27 @@ class Staged:
     diarization: Diarization
     naming: Naming
     engines: Mapping[str, str]  # the engines' names, for the transcript
+    heard: attribution.Heard | None = None  # the word re-check's voices, when made beside the ASR
+
+
+def _beside(work: Callable[[], T]) -> Future:
+    """`work` in a thread of its own that gives way to the others: the ASR beside it decides the file's time,
+    and this work fits in the cycles the ASR leaves idle (Linux sets niceness per thread; elsewhere it runs at
+    the same priority). A daemon, so that Ctrl-C never waits for it."""
+    future: Future = Future()
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BESIDE_NICENESS)
+        except (AttributeError, OSError):
+            pass
+        try:
+            future.set_result(work())
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread as it is
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="majlis-beside-asr", daemon=True).start()
+    return future
 
 
 def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: ProgressHook | None = None,
@@ -175,26 +201,46 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
     names = engines.describe()
     cache.open(path, names, options)
     asr = lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook))  # noqa: E731
-    diarize = lambda: cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))  # noqa: E731
+
+    def name(diarization: Diarization) -> Naming:
+        if hook:
+            hook("name", 0, 2)
+        naming = cache.run("naming", lambda: naming_stage(samples, diarization, options))
+        if hook:
+            hook("name", 1, 2)
+        return naming
+
+    heard = None
     if engines.side_by_side:
-        # ASR and diarization read the same samples and share nothing: run them side by side.
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        # ASR and diarization read the same samples and share nothing: run them side by side. The ASR takes
+        # longest, so naming and the voices the word re-check needs are made beside it too.
+        stop = threading.Event()
+
+        def voices():
+            diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, stoppable))
+            naming = name(diarization)
+            return diarization, naming, attribution.hear(samples, naming.apply(diarization).exclusive)
+
+        def stoppable(stage: str, completed: float, total: float) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            if hook:
+                hook(stage, completed, total)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
             asr_future = pool.submit(asr)
             try:
-                diarization = diarize()
+                diarization, naming, heard = _beside(voices).result()
                 asr_result = asr_future.result()
             except KeyboardInterrupt:
+                stop.set()
                 engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
                 raise
     else:
         asr_result = asr()
-        diarization = diarize()
-    if hook:
-        hook("name", 0, 2)
-    naming = cache.run("naming", lambda: naming_stage(samples, diarization, options))
-    if hook:
-        hook("name", 1, 2)
-    return Staged(str(path), samples, asr_result, diarization, naming, names)
+        diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))
+        naming = name(diarization)
+    return Staged(str(path), samples, asr_result, diarization, naming, names, heard)
 
 
 def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None = None) -> Transcript:
@@ -202,9 +248,11 @@ def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None
     samples, naming = staged.samples, staged.naming
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(staged.diarization)
+    # Voices heard beside the ASR mean this process's ASR is over: the words left to hear may take every core.
+    threads = len(os.sched_getaffinity(0)) if staged.heard is not None and hasattr(os, "sched_getaffinity") else None
     segments = align.align_words(
         staged.asr.segments, named.exclusive, duration=duration, turns=named.turns,
-        recheck=lambda words: attribution.recheck(samples, words, named.exclusive))
+        recheck=lambda words: attribution.recheck(samples, words, named.exclusive, staged.heard, threads=threads))
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,

@@ -149,16 +149,17 @@ def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: in
 
 
 def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hook=None,
-                 total_hint: int = 0) -> np.ndarray:
+                 total_hint: int = 0, *, threads: int | None = None) -> np.ndarray:
     """Unit embeddings (n, 256) of the windows frames[starts[i] : starts[i] + lengths[i]]. The encoder's
-    input is computed a batch of windows at a time, for the frames they cover."""
+    input is computed a batch of windows at a time, for the frames they cover. `threads`: BLAS threads (half
+    the cores when None: an ASR may be running beside)."""
     from threadpoolctl import threadpool_limits
 
     if len(starts) == 0:
         return np.zeros((0, 256), np.float32)
     starts, lengths = np.asarray(starts), np.asarray(lengths)
     out = []
-    with _lock, threadpool_limits(limits=_encoder_threads(), user_api="blas"):
+    with _lock, threadpool_limits(limits=threads or _encoder_threads(), user_api="blas"):
         for i in range(0, len(starts), BATCH):
             s, n = starts[i : i + BATCH], lengths[i : i + BATCH]
             # Overlapping windows share frames: each frame's spectrum is computed once per batch.
