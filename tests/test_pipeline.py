@@ -113,3 +113,36 @@ def test_every_export_is_written(run):
                                                   "docx"))
     txt = (out / "panel.txt").read_text()
     assert txt.startswith("Tahir [00:00:0")
+
+
+def test_side_by_side_gives_way_to_the_asr_and_changes_nothing():
+    """The diarizer, naming and the re-check's voices run beside the ASR in a thread of lower priority; the
+    transcript is the one the stages give run one after the other (real speech: pyannote's sample.wav)."""
+    import threading
+
+    import pyannote.audio
+
+    from majlis import pipeline
+
+    wav = Path(pyannote.audio.__file__).parent / "sample" / "sample.wav"
+    options = pipeline.Options(asr="faster-whisper", diarizer="builtin")
+    seen = {}
+
+    def hook(stage, done, total):
+        if stage == "diarize":
+            seen["niceness"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    got = {}
+    for beside in (True, False):
+        engines = pipeline.Engines.load(options, side_by_side=beside)
+        try:
+            staged = pipeline.run_stages(wav, options=options, engines=engines, hook=hook)
+            got[beside] = pipeline.assemble(staged, episode="sample")
+        finally:
+            engines.close()
+        if beside:
+            assert staged.heard is not None and seen["niceness"] >= pipeline.BESIDE_NICENESS
+            assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < pipeline.BESIDE_NICENESS
+    words = {b: [(w.word, w.speaker, w.speaker_confidence) for s in t.segments for w in s.words]
+             for b, t in got.items()}
+    assert words[True] == words[False] and len({w[1] for w in words[True]}) == 2
