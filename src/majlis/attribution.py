@@ -69,6 +69,8 @@ class Heard:
     prints: np.ndarray  # (speakers, 256) unit voice prints, the episode's mean voice taken out
     mean: np.ndarray  # the episode's mean voice
     grid: dict  # window centre (frame) -> its unit embedding, the mean voice taken out
+    changes: np.ndarray  # times (s) of the changes of speaker between the turns, sorted
+    short: np.ndarray  # (n, 2) start and end (s) of the turns shorter than SHORT_TURN, by start
 
 
 def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
@@ -101,11 +103,39 @@ def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
     mean = np.concatenate(all_windows).mean(axis=0)
     P = np.stack([((E - mean) * n[:, None]).sum(axis=0) for E, n in prints.values()])
     P /= np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-9)
-    heard = Heard(found, speech, tuple(prints), P, mean, {})
+    ordered = sorted(exclusive, key=lambda t: t.start)
+    changes = np.array(sorted((a.end + b.start) / 2 for a, b in zip(ordered, ordered[1:]) if a.speaker != b.speaker))
+    short = np.array([(t.start, t.end) for t in ordered if t.end - t.start < SHORT_TURN]).reshape(-1, 2)
+    heard = Heard(found, speech, tuple(prints), P, mean, {}, changes, short)
     # Every grid cell with speech in it: the words that will fall there are not known yet.
     cells = np.unique(speech // _cell_frames())
     _embed_centres(heard, np.round((cells + 0.5) * _cell_frames()).astype(int), need_speech=True)
     return heard
+
+
+def prehear(heard: Heard, words: Sequence[Word]) -> None:
+    """Embed now the windows of the words the re-check will hear by their own voice, as far as the turns
+    alone tell (near a change of speaker, or in a short turn): the pipeline does it beside the ASR as the
+    words come, so that little is left once the ASR is done."""
+    if not words:
+        return
+    mids = np.array([(w.start + w.end) / 2 for w in words])
+    near = np.full(len(mids), np.inf)
+    if len(heard.changes):
+        pos = np.searchsorted(heard.changes, mids)
+        near = np.minimum(np.abs(mids - heard.changes[np.clip(pos - 1, 0, len(heard.changes) - 1)]),
+                          np.abs(heard.changes[np.clip(pos, 0, len(heard.changes) - 1)] - mids))
+    inside = np.zeros(len(mids), bool)
+    if len(heard.short):
+        k = np.clip(np.searchsorted(heard.short[:, 0], mids, side="right") - 1, 0, len(heard.short) - 1)
+        inside = (heard.short[k, 0] <= mids) & (mids < heard.short[k, 1])
+    own = (near < NEAR_CHANGE) | inside
+    if own.any():
+        _embed_centres(heard, np.round([_centre_frame(w) for w, o in zip(words, own) if o]).astype(int))
+
+
+def _centre_frame(word: Word) -> float:
+    return (word.start + word.end) / 2 * _cell_frames() / WINDOW
 
 
 def _cell_frames() -> float:
@@ -159,8 +189,7 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
     own = (near < NEAR_CHANGE) | (run_len < SHORT_TURN)
     cell = _cell_frames()
     # A word's window: its own centre, or the centre of its 1 s grid cell.
-    centres = np.round(np.array([(w.start + w.end) / 2 * cell / WINDOW if o
-                                 else (np.floor((w.start + w.end) / 2 / WINDOW) + 0.5) * cell
+    centres = np.round(np.array([_centre_frame(w) if o else (np.floor((w.start + w.end) / 2 / WINDOW) + 0.5) * cell
                                  for w, o in zip(words, own)])).astype(int)
     _embed_centres(heard, centres, threads=threads)
     S = np.stack([heard.grid[c] for c in centres.tolist()]) @ heard.prints.T  # (words, speakers)

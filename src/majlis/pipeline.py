@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from .errors import UsageError
 from .files import json_output, read_transcript
 from .speakers import Naming, name_speakers
 from .stagecache import Direct
-from .types import ProgressHook, Transcript
+from .types import ProgressHook, Transcript, WordsHook
 
 log = logging.getLogger("majlis")
 T = TypeVar("T")
@@ -131,8 +132,9 @@ def decode_stage(path: str | Path, hook: ProgressHook | None = None) -> np.ndarr
     return samples
 
 
-def asr_stage(engines: Engines, samples: np.ndarray, hook: ProgressHook | None = None) -> AsrResult:
-    return engines.asr.transcribe(samples, hook=hook)
+def asr_stage(engines: Engines, samples: np.ndarray, hook: ProgressHook | None = None,
+              on_words: WordsHook | None = None) -> AsrResult:
+    return engines.asr.transcribe(samples, hook=hook, on_words=on_words)
 
 
 def diarize_stage(
@@ -200,7 +202,6 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
     samples = cache.decode(path, lambda: decode_stage(path, hook))
     names = engines.describe()
     cache.open(path, names, options)
-    asr = lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook))  # noqa: E731
 
     def name(diarization: Diarization) -> Naming:
         if hook:
@@ -213,13 +214,19 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
     heard = None
     if engines.side_by_side:
         # ASR and diarization read the same samples and share nothing: run them side by side. The ASR takes
-        # longest, so naming and the voices the word re-check needs are made beside it too.
+        # longest, so naming and the voices the word re-check needs are made beside it too, and then the
+        # windows of the words the ASR hands over as it goes (None: the ASR is done).
         stop = threading.Event()
+        decoded: queue.SimpleQueue = queue.SimpleQueue()
 
         def voices():
             diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, stoppable))
             naming = name(diarization)
-            return diarization, naming, attribution.hear(samples, naming.apply(diarization).exclusive)
+            heard = attribution.hear(samples, naming.apply(diarization).exclusive)
+            while (words := decoded.get()) is not None:
+                if heard is not None and not stop.is_set():
+                    attribution.prehear(heard, words)
+            return diarization, naming, heard
 
         def stoppable(stage: str, completed: float, total: float) -> None:
             if stop.is_set():
@@ -228,16 +235,20 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
                 hook(stage, completed, total)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
-            asr_future = pool.submit(asr)
+            asr_future = pool.submit(lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook, decoded.put)))
+            beside = _beside(voices)
             try:
-                diarization, naming, heard = _beside(voices).result()
-                asr_result = asr_future.result()
+                try:
+                    asr_result = asr_future.result()
+                finally:
+                    decoded.put(None)
+                diarization, naming, heard = beside.result()
             except KeyboardInterrupt:
                 stop.set()
                 engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
                 raise
     else:
-        asr_result = asr()
+        asr_result = cache.run("asr", lambda: asr_stage(engines, samples, hook))
         diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))
         naming = name(diarization)
     return Staged(str(path), samples, asr_result, diarization, naming, names, heard)

@@ -14,6 +14,8 @@ SCHEMA = "majlis.transcript/1"
 
 # hook(stage, completed, total): the library reports progress through this and never prints.
 ProgressHook = Callable[[str, float, float], None]
+# on_words(words): an ASR engine hands over each group of words as soon as it is decoded.
+WordsHook = Callable[[Sequence["Word"]], None]
 
 
 def _t(x: float) -> float:

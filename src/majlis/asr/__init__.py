@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Protocol, Sequence
 
 from ..errors import ModelError, UsageError
-from ..types import ProgressHook, Segment, Word
+from ..types import ProgressHook, Segment, Word, WordsHook
 
 if TYPE_CHECKING:  # numpy stays unimported until an engine runs: the CLI's help lists ENGINES from here
     import numpy as np
@@ -54,8 +54,11 @@ class AsrEngine(Protocol):
     # process of its own (asr/child.py) instead of a thread.
     holds_gil: ClassVar[bool]
 
-    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
-        """Transcribe 16 kHz mono float32 samples."""
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None,
+                   on_words: WordsHook | None = None) -> AsrResult:
+        """Transcribe 16 kHz mono float32 samples. `on_words` is handed each group of words as soon as it is
+        decoded, in time order, so that work on them can start before the whole recording is done (an
+        engine in another process never calls it)."""
         ...
 
     # How a process of its own loads the same engine, (name, options) for get_asr; None: as it was chosen.

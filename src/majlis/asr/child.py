@@ -26,7 +26,7 @@ import numpy as np
 
 from ..audio import backing_file, scratch_file
 from ..errors import EngineCrashed
-from ..types import ProgressHook
+from ..types import ProgressHook, WordsHook
 from . import AsrEngineBase, AsrResult
 
 
@@ -143,8 +143,10 @@ class ChildProcessAsr(AsrEngineBase):
                 "out of memory, or killed"
             ) from None
 
-    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None,
+                   on_words: WordsHook | None = None) -> AsrResult:
         self.name  # noqa: B018 - a child that failed to load says so before any work is sent
+        # on_words is not called: the child's words come back with its result.
         # A decoded recording already lies in a file (audio.decode): the child maps that one. Arrays made in
         # memory are written to a file of our own first.
         path = backing_file(audio)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable
-from ..types import ProgressHook, Word
+from ..types import ProgressHook, Word, WordsHook
 from . import AsrEngineBase, AsrResult, build_segments, chunks
 from .whisper import (CHUNK_MAX, CHUNK_TARGET, COMPRESSION_RATIO_THRESHOLD, HALLUCINATION_SILENCE,
                       LOGPROB_THRESHOLD, NO_SPEECH_THRESHOLD, spellings)
@@ -207,7 +207,8 @@ class FasterWhisperAsr(AsrEngineBase):
         )
         self._lock = threading.Lock()
 
-    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None,
+                   on_words: WordsHook | None = None) -> AsrResult:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration = len(samples) / chunks.SAMPLE_RATE
         if hook:
@@ -225,6 +226,8 @@ class FasterWhisperAsr(AsrEngineBase):
                     words = [Word(w.word, c.start_s + w.start, c.start_s + w.end, None, w.probability)
                              for w in seg.words or ()]
                     groups.append((words, seg.text))
+                    if on_words and words:
+                        on_words(words)
                     if hook:
                         hook("asr", min(c.start_s + seg.end, c.end_s), duration)
                 # Detected once, on the first chunk, so every chunk is decoded in one language.

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..audio import release
 from ..errors import ModelError, UsageError
-from ..types import ProgressHook, Word
+from ..types import ProgressHook, Word, WordsHook
 from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 FRAMES_PER_SECOND = 100
@@ -87,7 +87,8 @@ class SphinxAsr(AsrEngineBase):
             )
         return words
 
-    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None,
+                   on_words: WordsHook | None = None) -> AsrResult:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration = len(samples) / chunks.SAMPLE_RATE
         if hook:
@@ -110,6 +111,8 @@ class SphinxAsr(AsrEngineBase):
                     run.append(w)
                 if run:
                     groups.append((run, None))
+                if on_words and words:
+                    on_words(words)
                 if hook:
                     hook("asr", c.end_s, duration)
         if hook:

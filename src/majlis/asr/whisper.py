@@ -21,7 +21,7 @@ import numpy as np
 
 from ..audio import release
 from ..errors import ModelError, UsageError, WeightsUnusable, import_extra
-from ..types import ProgressHook, Word
+from ..types import ProgressHook, Word, WordsHook
 from . import AsrEngineBase, AsrResult, build_segments, chunks
 
 # whisper's own defaults, spelled out because the silence filter below repeats its rule.
@@ -240,7 +240,8 @@ class WhisperAsr(AsrEngineBase):
             return "en"  # the text is English whatever was spoken
         return self.language or detected or "en"
 
-    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None) -> AsrResult:
+    def transcribe(self, audio: np.ndarray, *, hook: ProgressHook | None = None,
+                   on_words: WordsHook | None = None) -> AsrResult:
         samples = np.asarray(audio, dtype=np.float32).reshape(-1)
         duration = len(samples) / chunks.SAMPLE_RATE
         if hook:
@@ -264,6 +265,8 @@ class WhisperAsr(AsrEngineBase):
                         for w in seg.get("words", ())
                     ]
                     groups.append((words, seg["text"]))
+                    if on_words and words:
+                        on_words(words)
                 if hook:
                     hook("asr", c.end_s, duration)
         if hook:
