@@ -525,6 +525,21 @@ def real_whisper(d: dict) -> str:
         ])])
 
 
+def overhead(d: dict) -> str:
+    rows = []
+    for i, r in enumerate(d["rounds"], start=1):
+        st = r["stages_s"]
+        rows.append([str(i), f(r["asr_alone_s"], 1) + " s", f(r["pipeline_s"], 1) + " s", f(r["overhead"], 3),
+                     f(r["rtf"], 3), f"{f(st['asr'][1], 1)} s", f"{f(st['diarize'][0], 1)}–{f(st['name'][0], 1)} s",
+                     f(r["after_asr_s"], 1) + " s", f(r["loadavg_1m"], 1)])
+    return "\n".join([
+        f"Audio: `{d['audio']}` ({f(d['duration_s'] / 60, 1)} min), one process, faster-whisper alone then the "
+        f"pipeline in each round; results written {d['created']} (code {d.get('code')}). Median overhead "
+        f"**{f(d['overhead_median'], 3)}** (target ≤ 1.05), median real-time factor {f(d['rtf_median'], 3)}.", "",
+        table(["round", "faster-whisper alone", "pipeline", "overhead", "real-time factor", "pipeline's ASR done at",
+               "diarizer, then naming from", "after the ASR", "load (1 min)"], rows)])
+
+
 def web(d: dict) -> str:
     t = d["targets"]
     rows = [["p50", f"{f(d['p50_ms'], 1)} ms", ""], ["p99", f"{f(d['p99_ms'], 1)} ms",
@@ -561,7 +576,7 @@ def speakers(d: dict) -> str:
                       table(head, rows)])
 
 
-RENDER = {"real_whisper": real_whisper, "pipeline": pipeline, "whisper_path": whisper_path,
+RENDER = {"real_whisper": real_whisper, "overhead": overhead, "pipeline": pipeline, "whisper_path": whisper_path,
           "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web, "speakers": speakers}
 
 

@@ -1,0 +1,81 @@
+"""The pipeline's overhead over its ASR, measured fairly on a machine whose speed drifts: rounds of faster-whisper
+alone and the whole pipeline taken in turn in one process (the same loaded engines), each pipeline round against
+the ASR round just before it, with a timeline of the pipeline's stages from its progress hook.
+
+    python bench/overhead.py [--rounds 2] [--audio audio/panel39.mp3]
+
+Writes overhead.json. bench/real_whisper.py runs each engine in a fresh process, one after the other: minutes
+apart, the machine's speed can differ by more than the overhead being measured (issue 15's bar: <= 1.05).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--audio", type=Path)
+    ap.add_argument("--out-dir", type=Path, default=common.RESULTS)
+    args = ap.parse_args(argv)
+
+    from majlis import pipeline
+    from majlis.audio import SAMPLE_RATE, decode
+
+    if args.audio:
+        audio = args.audio
+    else:
+        from pipeline import make_panel39
+
+        audio = make_panel39()
+    options = pipeline.Options(asr="faster-whisper", diarizer="builtin", speakers_dir=common.ROOT / "audio" / "speakers")
+    engines = pipeline.Engines.load(options)
+    rounds = []
+    try:
+        for r in range(args.rounds):
+            samples = decode(audio)
+            duration = len(samples) / SAMPLE_RATE
+            t0, c0 = time.perf_counter(), os.times()
+            engines.asr.transcribe(samples)
+            alone, c1 = time.perf_counter() - t0, os.times()
+            del samples
+            marks: dict[str, list[float]] = {}
+            t0 = time.perf_counter()
+
+            def hook(stage: str, done: float, total: float) -> None:
+                now = round(time.perf_counter() - t0, 1)
+                marks.setdefault(stage, [now, now])[1] = now
+
+            c2 = os.times()
+            pipeline.transcribe_file(audio, options=options, engines=engines, hook=hook)
+            wall, c3 = time.perf_counter() - t0, os.times()
+            rounds.append({
+                "asr_alone_s": round(alone, 1), "asr_alone_cpu_s": round(c1.user + c1.system - c0.user - c0.system, 1),
+                "pipeline_s": round(wall, 1), "pipeline_cpu_s": round(c3.user + c3.system - c2.user - c2.system, 1),
+                "overhead": round(wall / alone, 3), "rtf": round(wall / duration, 4),
+                "stages_s": marks, "after_asr_s": round(wall - marks["asr"][1], 1),
+                "loadavg_1m": os.getloadavg()[0],
+            })
+            print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
+    finally:
+        engines.close()
+    data = {"audio": audio.name, "duration_s": round(duration, 1), "rounds": rounds,
+            "overhead_median": round(statistics.median(r["overhead"] for r in rounds), 3),
+            "rtf_median": round(statistics.median(r["rtf"] for r in rounds), 4)}
+    common.write_result("overhead", data, args.out_dir)
+    print(json.dumps(data, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
