@@ -34,11 +34,14 @@ def test_bundled_tiny_en_transcribes_with_timed_words(speech_wav):
     engine = get_asr("faster-whisper", threads=1)
     assert engine.name == "faster-whisper:tiny.en"
     samples = decode(speech_wav)
-    calls = []
-    result = engine.transcribe(samples, hook=lambda *a: calls.append(a))
+    calls, handed = [], []
+    result = engine.transcribe(samples, hook=lambda *a: calls.append(a), on_words=handed.append)
     duration = len(samples) / SAMPLE_RATE
     words = [w for s in result.segments for w in s.words]
     assert len(words) > 15 and result.language == "en"
+    # The words were handed over as they were decoded, group by group in time order: the same words.
+    assert len(handed) > 1 and [(w.word.strip(), round(float(w.start), 2)) for g in handed for w in g] == [
+        (w.word.strip(), round(float(w.start), 2)) for w in words]
     assert all(0 <= w.start <= w.end <= duration and 0 <= w.probability <= 1 for w in words)
     text = " ".join(s.text for s in result.segments).lower()
     assert "zabul" in text or "claim" in text

@@ -72,10 +72,13 @@ def test_demo_panel_word_error_rate(engine):
 
 def test_words_respect_a_pause(engine, speech_wav, speech_pause):
     samples = decode(speech_wav)
-    result = engine.transcribe(samples)
+    handed = []
+    result = engine.transcribe(samples, on_words=handed.append)
     check_invariants(result, len(samples) / SAMPLE_RATE)
     start, end = speech_pause
     words = [w for s in result.segments for w in s.words]
+    assert [(w.word.strip(), round(float(w.start), 2)) for g in handed for w in g] == [
+        (w.word.strip(), round(float(w.start), 2)) for w in words]
     assert len(words) >= 12
     # The cut keeps a little of the panel's room tone at its edges; a word must not reach into the inserted silence.
     assert all(w.end <= start + 0.1 or w.start >= end - 0.1 for w in words), words

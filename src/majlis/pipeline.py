@@ -11,10 +11,11 @@ import logging
 import os
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -28,7 +29,6 @@ from .stagecache import Direct
 from .types import ProgressHook, Transcript, WordsHook
 
 log = logging.getLogger("majlis")
-T = TypeVar("T")
 # How far the work beside the ASR gives way to it (Linux niceness, 0-19).
 BESIDE_NICENESS = 10
 
@@ -172,24 +172,25 @@ class Staged:
     heard: attribution.Heard | None = None  # the word re-check's voices, when made beside the ASR
 
 
-def _beside(work: Callable[[], T]) -> Future:
-    """`work` in a thread of its own that gives way to the others: the ASR beside it decides the file's time,
-    and this work fits in the cycles the ASR leaves idle (Linux sets niceness per thread; elsewhere it runs at
-    the same priority). A daemon, so that Ctrl-C never waits for it."""
-    future: Future = Future()
-
-    def run() -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BESIDE_NICENESS)
-        except (AttributeError, OSError):
-            pass
-        try:
-            future.set_result(work())
-        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread as it is
-            future.set_exception(e)
-
-    threading.Thread(target=run, name="majlis-beside-asr", daemon=True).start()
-    return future
+@contextmanager
+def _giving_way():
+    """This thread gives way to the others while inside (Linux sets niceness per thread; elsewhere nothing
+    changes): the work beside the ASR takes the cycles the ASR leaves idle, and the ASR decides the file's
+    time. The old priority comes back where the system lets it (raising it again needs privilege)."""
+    tid = threading.get_native_id()
+    try:
+        before = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, before + BESIDE_NICENESS)
+    except (AttributeError, OSError):
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, before)
+            except OSError:
+                pass
 
 
 def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: ProgressHook | None = None,
@@ -216,35 +217,30 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
         # ASR and diarization read the same samples and share nothing: run them side by side. The ASR takes
         # longest, so naming and the voices the word re-check needs are made beside it too, and then the
         # windows of the words the ASR hands over as it goes (None: the ASR is done).
-        stop = threading.Event()
         decoded: queue.SimpleQueue = queue.SimpleQueue()
 
         def voices():
-            diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, stoppable))
+            diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))
             naming = name(diarization)
             heard = attribution.hear(samples, naming.apply(diarization).exclusive)
-            while (words := decoded.get()) is not None:
-                if heard is not None and not stop.is_set():
+            while True:
+                try:
+                    words = decoded.get(timeout=0.5)  # a timed wait: Ctrl-C is never held up here
+                except queue.Empty:
+                    continue
+                if words is None:
+                    return diarization, naming, heard
+                if heard is not None:
                     attribution.prehear(heard, words)
-            return diarization, naming, heard
-
-        def stoppable(stage: str, completed: float, total: float) -> None:
-            if stop.is_set():
-                raise KeyboardInterrupt
-            if hook:
-                hook(stage, completed, total)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             asr_future = pool.submit(lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook, decoded.put)))
-            beside = _beside(voices)
+            asr_future.add_done_callback(lambda _: decoded.put(None))
             try:
-                try:
-                    asr_result = asr_future.result()
-                finally:
-                    decoded.put(None)
-                diarization, naming, heard = beside.result()
+                with _giving_way():
+                    diarization, naming, heard = voices()
+                asr_result = asr_future.result()
             except KeyboardInterrupt:
-                stop.set()
                 engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
                 raise
     else:
