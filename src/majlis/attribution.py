@@ -33,19 +33,26 @@ PROFILE_WINDOWS = 100  # windows per speaker: two minutes of speech make a stead
 MIN_WINDOW = 10  # frames of speech a window needs
 
 
+def _changes(items: Sequence) -> list[float]:
+    """Times (s) where the speaker changes between consecutive items (words, or turns in order of start)."""
+    return [(a.end + b.start) / 2 for a, b in zip(items, items[1:]) if a.speaker != b.speaker]
+
+
+def _distance(changes: np.ndarray, mids: np.ndarray) -> np.ndarray:
+    """Each time's distance (s) to the nearest of the sorted `changes` (inf when there are none)."""
+    if len(changes) == 0:
+        return np.full(len(mids), np.inf)
+    pos = np.searchsorted(changes, mids)
+    return np.minimum(np.abs(mids - changes[np.clip(pos - 1, 0, len(changes) - 1)]),
+                      np.abs(changes[np.clip(pos, 0, len(changes) - 1)] - mids))
+
+
 def _turn_info(words: Sequence[Word], exclusive: Sequence[Turn]) -> tuple[np.ndarray, np.ndarray]:
     """Per word: the distance (s) to the nearest change of speaker, and the length of its own run of words of
     one speaker (in seconds, first word's start to last word's end)."""
     n = len(words)
-    changes = [(a.end + b.start) / 2 for a, b in zip(words, words[1:]) if a.speaker != b.speaker]
-    ordered = sorted(exclusive, key=lambda t: t.start)
-    changes += [(a.end + b.start) / 2 for a, b in zip(ordered, ordered[1:]) if a.speaker != b.speaker]
-    changes = np.array(sorted(changes)) if changes else np.array([np.inf])
-    mids = np.array([(w.start + w.end) / 2 for w in words])
-    pos = np.searchsorted(changes, mids)
-    left = np.abs(mids - changes[np.clip(pos - 1, 0, len(changes) - 1)])
-    right = np.abs(changes[np.clip(pos, 0, len(changes) - 1)] - mids)
-    near = np.minimum(left, right)
+    changes = np.array(sorted(_changes(words) + _changes(sorted(exclusive, key=lambda t: t.start))))
+    near = _distance(changes, np.array([(w.start + w.end) / 2 for w in words]))
     run_len = np.zeros(n)
     i = 0
     while i < n:
@@ -104,7 +111,7 @@ def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
     P = np.stack([((E - mean) * n[:, None]).sum(axis=0) for E, n in prints.values()])
     P /= np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-9)
     ordered = sorted(exclusive, key=lambda t: t.start)
-    changes = np.array(sorted((a.end + b.start) / 2 for a, b in zip(ordered, ordered[1:]) if a.speaker != b.speaker))
+    changes = np.array(sorted(_changes(ordered)))
     short = np.array([(t.start, t.end) for t in ordered if t.end - t.start < SHORT_TURN]).reshape(-1, 2)
     heard = Heard(found, speech, tuple(prints), P, mean, {}, changes, short)
     # Every grid cell with speech in it: the words that will fall there are not known yet.
@@ -120,11 +127,7 @@ def prehear(heard: Heard, words: Sequence[Word]) -> None:
     if not words:
         return
     mids = np.array([(w.start + w.end) / 2 for w in words])
-    near = np.full(len(mids), np.inf)
-    if len(heard.changes):
-        pos = np.searchsorted(heard.changes, mids)
-        near = np.minimum(np.abs(mids - heard.changes[np.clip(pos - 1, 0, len(heard.changes) - 1)]),
-                          np.abs(heard.changes[np.clip(pos, 0, len(heard.changes) - 1)] - mids))
+    near = _distance(heard.changes, mids)
     inside = np.zeros(len(mids), bool)
     if len(heard.short):
         k = np.clip(np.searchsorted(heard.short[:, 0], mids, side="right") - 1, 0, len(heard.short) - 1)
