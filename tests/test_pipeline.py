@@ -116,8 +116,9 @@ def test_every_export_is_written(run):
 
 
 def test_side_by_side_gives_way_to_the_asr_and_changes_nothing():
-    """The diarizer, naming and the re-check's voices run beside the ASR in a thread of lower priority; the
-    transcript is the one the stages give run one after the other (real speech: pyannote's sample.wav)."""
+    """The diarizer, naming and the re-check's voices run beside the ASR in a thread of lower priority, and the
+    calling thread's priority is left as it was; the transcript is the one the stages give run one after the other (real speech: pyannote's
+    sample.wav)."""
     import threading
 
     import pyannote.audio
@@ -129,10 +130,11 @@ def test_side_by_side_gives_way_to_the_asr_and_changes_nothing():
     seen = {}
 
     def hook(stage, done, total):
-        if stage == "diarize":
-            seen["niceness"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        tid = threading.get_native_id()
+        seen[stage] = (tid, os.getpriority(os.PRIO_PROCESS, tid))
 
     staged = {}
+    caller = threading.get_native_id()
     for beside in (True, False):
         engines = pipeline.Engines.load(options, side_by_side=beside)
         try:
@@ -140,8 +142,10 @@ def test_side_by_side_gives_way_to_the_asr_and_changes_nothing():
         finally:
             engines.close()
         if beside:
-            assert staged[True].heard is not None and seen["niceness"] >= pipeline.BESIDE_NICENESS
-            assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < pipeline.BESIDE_NICENESS
+            assert staged[True].heard is not None
+            niceness = os.getpriority(os.PRIO_PROCESS, caller)
+            assert seen["diarize"][0] != caller and seen["diarize"][1] == niceness + pipeline.BESIDE_NICENESS
+            assert seen["name"] == seen["diarize"] and seen["asr"] == (caller, niceness)
     assert staged[True].diarization == staged[False].diarization and staged[True].naming == staged[False].naming
     # The ASR's temperature fallback samples at random: both ways are given the same words to attribute.
     from dataclasses import replace

@@ -11,8 +11,6 @@ import logging
 import os
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -172,25 +170,20 @@ class Staged:
     heard: attribution.Heard | None = None  # the word re-check's voices, when made beside the ASR
 
 
-@contextmanager
-def _giving_way():
-    """This thread gives way to the others while inside (Linux sets niceness per thread; elsewhere nothing
-    changes): the work beside the ASR takes the cycles the ASR leaves idle, and the ASR decides the file's
-    time. The old priority comes back where the system lets it (raising it again needs privilege)."""
+class _Stopped(Exception):
+    """The work beside the ASR was told to stop (the ASR failed or was interrupted)."""
+
+
+def _give_way() -> None:
+    """The calling thread gives way to the others (Linux sets niceness per thread; elsewhere nothing changes):
+    the work beside the ASR takes the cycles the ASR leaves idle. Raising it again needs privilege, so only a
+    thread that ends with its work calls this. Not SCHED_IDLE: a thread of that class that holds the GIL
+    waits for an idle core to let it go, and the ASR's Python waits with it (overhead 1.31 on panel39)."""
     tid = threading.get_native_id()
     try:
-        before = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, before + BESIDE_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BESIDE_NICENESS)
     except (AttributeError, OSError):
-        before = None
-    try:
-        yield
-    finally:
-        if before is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, tid, before)
-            except OSError:
-                pass
+        pass
 
 
 def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: ProgressHook | None = None,
@@ -204,45 +197,61 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
     names = engines.describe()
     cache.open(path, names, options)
 
-    def name(diarization: Diarization) -> Naming:
-        if hook:
-            hook("name", 0, 2)
+    def name(diarization: Diarization, report: ProgressHook | None = hook) -> Naming:
+        if report:
+            report("name", 0, 2)
         naming = cache.run("naming", lambda: naming_stage(samples, diarization, options))
-        if hook:
-            hook("name", 1, 2)
+        if report:
+            report("name", 1, 2)
         return naming
 
     heard = None
     if engines.side_by_side:
         # ASR and diarization read the same samples and share nothing: run them side by side. The ASR takes
         # longest, so naming and the voices the word re-check needs are made beside it too, and then the
-        # windows of the words the ASR hands over as it goes (None: the ASR is done).
+        # windows of the words the ASR hands over as it goes (None: the ASR is done). That work runs in a
+        # thread of its own that gives way to the ASR and ends with the file.
         decoded: queue.SimpleQueue = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def checked(stage: str, done: float, total: float) -> None:
+            if stop.is_set():
+                raise _Stopped
+            if hook:
+                hook(stage, done, total)
 
         def voices():
-            diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))
-            naming = name(diarization)
+            diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, checked))
+            naming = name(diarization, checked)
             heard = attribution.hear(samples, naming.apply(diarization).exclusive)
-            while True:
-                try:
-                    words = decoded.get(timeout=0.5)  # a timed wait: Ctrl-C is never held up here
-                except queue.Empty:
-                    continue
-                if words is None:
-                    return diarization, naming, heard
+            while (words := decoded.get()) is not None and not stop.is_set():
                 if heard is not None:
                     attribution.prehear(heard, words)
+            return diarization, naming, heard
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            asr_future = pool.submit(lambda: cache.run("asr", lambda: asr_stage(engines, samples, hook, decoded.put)))
-            asr_future.add_done_callback(lambda _: decoded.put(None))
+        made: dict = {}
+
+        def beside():
+            _give_way()
             try:
-                with _giving_way():
-                    diarization, naming, heard = voices()
-                asr_result = asr_future.result()
-            except KeyboardInterrupt:
-                engines.close()  # else leaving this block would wait for the ASR to finish the whole recording
-                raise
+                made["voices"] = voices()
+            except BaseException as error:  # noqa: BLE001 - handed to the calling thread
+                made["error"] = error
+
+        thread = threading.Thread(target=beside, name="majlis-voices")
+        thread.start()
+        try:
+            asr_result = cache.run("asr", lambda: asr_stage(engines, samples, hook, decoded.put))
+        except BaseException:
+            stop.set()  # Ctrl-C or a failed ASR: the voices stop at their next progress mark
+            raise
+        finally:
+            decoded.put(None)
+            while thread.is_alive():
+                thread.join(0.5)  # a timed wait: a second Ctrl-C is never held up here
+        if "error" in made:
+            raise made["error"]
+        diarization, naming, heard = made["voices"]
     else:
         asr_result = cache.run("asr", lambda: asr_stage(engines, samples, hook))
         diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, hook))

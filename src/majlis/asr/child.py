@@ -160,15 +160,21 @@ class ChildProcessAsr(AsrEngineBase):
                     samples.tofile(f)
             with self._lock:
                 self._outbox.send(path)
-                while True:
-                    reply = self._receive()
-                    if reply[0] == "progress":
-                        if hook:
-                            hook(*reply[1:])
-                    elif reply[0] == "result":
-                        return reply[1]
-                    else:
-                        raise reply[1]
+                reply: tuple = ()
+                try:
+                    while True:
+                        reply = self._receive()
+                        if reply[0] == "progress":
+                            if hook:
+                                hook(*reply[1:])
+                        elif reply[0] == "result":
+                            return reply[1]
+                        else:
+                            raise reply[1]
+                except KeyboardInterrupt as interrupted:
+                    if not reply or reply[-1] is not interrupted:  # not the child's answer: it is still at work
+                        _kill(self._process)
+                    raise
         finally:
             if own:
                 os.unlink(path)
