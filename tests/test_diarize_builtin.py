@@ -159,7 +159,7 @@ def test_panel_excerpt(diarizer, panel):
     excerpt = samples[: 80 * SR]
     calls = []
     d = diarizer.diarize(excerpt, hook=lambda *a: calls.append(a))
-    assert diarizer.name == "builtin:resemblyzer"
+    assert diarizer.name == "builtin:resemblyzer+segmentation-3.0"
     assert d.turns == d.exclusive
     assert d.turns[0].speaker == "SPEAKER_00", "labels follow first appearance"
     for a, b in zip(d.turns, d.turns[1:]):
@@ -188,12 +188,16 @@ def test_overlapped_turn_change(diarizer, tmp_path):
     mix += np.random.default_rng(0).normal(0, 5e-4, len(mix))
     d = diarizer.diarize(mix.astype(np.float32))
     assert len(d.labels) == 2
-    changes = [t.start for t in d.turns[1:]]
+    changes = [t.start for t in d.exclusive[1:]]
     assert len(changes) == 1
     # The change falls inside (or right at the edge of) the stretch where both talk.
-    assert (len(a) - overlap) / SR - 0.3 <= changes[0] <= len(a) / SR + 0.3
-    for x, y in zip(d.turns, d.turns[1:]):
+    both = ((len(a) - overlap) / SR, len(a) / SR)
+    assert both[0] - 0.3 <= changes[0] <= both[1] + 0.3
+    for x, y in zip(d.exclusive, d.exclusive[1:]):
         assert x.end <= y.start
+    # And both voices have a turn over most of that stretch.
+    first, second = (next(t for t in d.turns if t.speaker == lab) for lab in d.labels)
+    assert min(first.end, second.end, both[1]) - max(first.start, second.start, both[0]) >= 0.5 * (both[1] - both[0])
 
 
 def test_spectrum_of_scattered_frames_is_the_same_as_of_all(panel):

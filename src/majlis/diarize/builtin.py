@@ -3,7 +3,7 @@
 speech detection (Silero VAD; without it energy with a webrtcvad veto) -> embeddings of 1.2 s windows
 sliding over the speech only, less the recording's mean -> spectral clustering whose eigengap says how many
 voices there are -> Viterbi smoothing in which a speaker change costs less at a pause -> turns whose edges
-sit at pauses or energy dips.
+sit at pauses or energy dips -> where two voices speak at once, the second one's turns (overlaps.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from ..types import ProgressHook, Turn
 from ..audio import SAMPLE_RATE
 from ..voice import HOP, analyse, embed_windows, load_encoder
-from . import Diarization, DiarizerBase, vad
+from . import Diarization, DiarizerBase, overlaps, vad
 
 PAUSE = 20  # frames: a silence at least this long is a pause where a speaker change is cheap
 SPLIT = 30  # frames: no embedding window reaches across a silence this long
@@ -170,11 +170,12 @@ def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tu
 
 
 class BuiltinDiarizer(DiarizerBase):
-    name = "builtin:resemblyzer"
+    name = "builtin:resemblyzer+segmentation-3.0"
 
     def __init__(self, **choice: Any) -> None:  # pipeline, hf_token, device: nothing to choose
         load_encoder()  # fail now, and only once, if the encoder cannot load
-        vad.available()  # and load Silero with the other engines, not in the middle of the first file
+        vad.available()  # and load Silero and the overlap model with the other engines, not in the first file
+        overlaps.load()
 
     def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
                 max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
@@ -184,7 +185,8 @@ class BuiltinDiarizer(DiarizerBase):
             if hook:
                 hook("diarize", 1, 1)
             return Diarization((), ())
-        E, starts, lengths = embed_windows(found, frames, hook, total_hint=1, split=SPLIT)
+        later = overlaps.batches(len(audio)) + 1  # progress marks after the windows
+        E, starts, lengths = embed_windows(found, frames, hook, total_hint=later, split=SPLIT)
         ends = starts + lengths
         E = center(E)
         # Short windows place short replies; only windows long enough to carry a voice shape the clusters.
@@ -209,6 +211,7 @@ class BuiltinDiarizer(DiarizerBase):
             order.setdefault(lab, len(order))
         turns = tuple(Turn(f"SPEAKER_{order[lab]:02d}", round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3))
                       for lab, a, b in spans)
+        second = overlaps.second_voices(audio, turns, hook, len(starts), len(starts) + later)
         if hook:
-            hook("diarize", len(starts) + 1, len(starts) + 1)
-        return Diarization(turns, turns)
+            hook("diarize", len(starts) + later, len(starts) + later)
+        return Diarization(overlaps.with_overlaps(turns, second), turns)

