@@ -1,6 +1,7 @@
 """The pipeline's overhead over its ASR, measured fairly on a machine whose speed drifts: rounds of faster-whisper
-alone and the whole pipeline taken in turn in one process (the same loaded engines), each pipeline round against
-the ASR round just before it, with a timeline of the pipeline's stages from its progress hook.
+alone and the whole pipeline taken in turn in one process (the same loaded engines), then faster-whisper alone once
+more; each pipeline round against the ASR rounds just before and just after it (their mean: a machine whose speed
+drifts steadily favours neither), with a timeline of the pipeline's stages from its progress hook.
 
     python bench/overhead.py [--rounds 2] [--audio audio/panel39.mp3]
 
@@ -67,10 +68,18 @@ def main(argv: list[str] | None = None) -> int:
                 "loadavg_1m": os.getloadavg()[0],
             })
             print(json.dumps(rounds[-1]), file=sys.stderr, flush=True)
+        samples = decode(audio)
+        t0 = time.perf_counter()
+        engines.asr.transcribe(samples)
+        closing = time.perf_counter() - t0
     finally:
         engines.close()
+    for r, after in zip(rounds, [r["asr_alone_s"] for r in rounds[1:]] + [closing]):
+        r["asr_after_s"] = round(after, 1)
+        r["overhead_bracketed"] = round(r["pipeline_s"] / ((r["asr_alone_s"] + after) / 2), 3)
     data = {"audio": audio.name, "duration_s": round(duration, 1), "rounds": rounds,
             "overhead_median": round(statistics.median(r["overhead"] for r in rounds), 3),
+            "overhead_bracketed_median": round(statistics.median(r["overhead_bracketed"] for r in rounds), 3),
             "rtf_median": round(statistics.median(r["rtf"] for r in rounds), 4)}
     common.write_result("overhead", data, args.out_dir)
     print(json.dumps(data, indent=1))
