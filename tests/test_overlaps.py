@@ -50,6 +50,18 @@ def test_local_voices_are_matched_one_to_one_by_time_alone_in_a_turn():
     assert overlaps._match(act, owner, 0) == {0: 1, 2: 0}
 
 
+def test_a_damaged_model_is_refused(monkeypatch):
+    from majlis.errors import ModelError
+
+    overlaps._session.cache_clear()
+    monkeypatch.setattr(overlaps, "MODEL_SHA256", "0" * 64)
+    try:
+        with pytest.raises(ModelError, match="damaged"):
+            overlaps.load()
+    finally:
+        overlaps._session.cache_clear()
+
+
 @pytest.mark.slow
 def test_the_onnx_model_is_pyannotes_segmentation_3_0():
     import torch

