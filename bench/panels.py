@@ -304,6 +304,28 @@ def words_right(words, said_by, *, named: bool = False, reference=()) -> float:
     return right / len(words)
 
 
+def transcript_words_right(reference_words, reference_turns, words, turns) -> tuple[float, int]:
+    """Words of a real transcript on the right speaker: its words (speaker, start, end, text), at the times the
+    ASR heard them, are matched to the reference words by their text (in order, as WER aligns them); a label
+    stands for the reference speaker it shares most time with, one to one (`turns`: the transcript's). Returns
+    (share of matched words right, words matched). The reference words' own times are a share of their
+    utterance's (sample.stm has no word times), so this, not words_right, says what a reader of the
+    transcript gets at a change of speaker."""
+    import difflib
+
+    def norm(text):
+        return re.sub(r"[^a-z0-9']", "", text.lower())
+
+    blocks = difflib.SequenceMatcher(a=[norm(w[3]) for w in reference_words], b=[norm(w[3]) for w in words],
+                                     autojunk=False).get_matching_blocks()
+    pairs = [(i + k, j + k) for i, j, n in blocks for k in range(n)]
+    if not pairs:
+        return 0.0, 0
+    table = mapping(reference_turns, turns)
+    right = sum(table.get(words[j][0]) == reference_words[i][0] for i, j in pairs)
+    return right / len(pairs), len(pairs)
+
+
 def overlap_coverage(reference, hypothesis) -> float | None:
     """Share of the reference's overlapped time (two voices) where the hypothesis also has two turns."""
     def two(turns):

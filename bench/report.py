@@ -584,8 +584,14 @@ def speakers(d: dict) -> str:
     head = ["recording", "DER (0.25 s collar)", "DER (no collar)", "speakers found/true", "words right: turns only",
             "words right: re-checked", "words right: by name", "enrolled named", "voice nobody enrolled",
             "overlap covered by two turns", "diarizer real-time factor"]
-    return "\n".join([f"Run of {d['created']} (code {d.get('code')}), builtin diarizer (the numpy voice encoder, half the cores).", "",
-                      table(head, rows)])
+    lines = [f"Run of {d['created']} (code {d.get('code')}), builtin diarizer (the numpy voice encoder, half the cores).", "",
+             table(head, rows)]
+    call = d["cases"].get("sample.wav", {})
+    if "transcript_words_right" in call:
+        lines += ["", f"sample.wav through the whole pipeline (faster-whisper tiny.en, builtin diarizer), its words at the "
+                      f"times the ASR heard them, matched to sample.stm's by text: {pct(call['transcript_words_right'])} of "
+                      f"{call['transcript_words_matched']} matched words on the right speaker."]
+    return "\n".join(lines)
 
 
 RENDER = {"real_whisper": real_whisper, "overhead": overhead, "pipeline": pipeline, "whisper_path": whisper_path,

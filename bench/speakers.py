@@ -111,6 +111,15 @@ def main(argv=None) -> int:
     samples = decode(wav)
     d, s = diarize(diarizer, samples)
     cases["sample.wav"] = score(ref_turns, ref_words, samples, d, s)
+    # The same call through the whole pipeline (faster-whisper's bundled tiny.en, the builtin diarizer): the
+    # words a reader gets, at the times the ASR heard them.
+    from majlis.pipeline import Options, transcribe_file
+
+    t = transcribe_file(wav, options=Options(asr="faster-whisper", diarizer="builtin"))
+    heard = [(w.speaker, w.start, w.end, w.word) for seg in t.segments for w in seg.words]
+    share, matched = panels.transcript_words_right(ref_words, ref_turns, heard,
+                                                   [(x.speaker, x.start, x.end) for x in t.turns])
+    cases["sample.wav"].update(transcript_words_right=round(share, 4), transcript_words_matched=matched)
 
     # The flite demo panel (synthetic voices, 3.3 min): what the builtin diarizer was tuned on, no worse.
     root = HERE.parent / "audio"

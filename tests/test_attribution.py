@@ -24,3 +24,33 @@ def test_one_speaker_gets_no_confidence():
     words = [Word("hi", 0.1, 0.4, "A"), Word("there", 0.5, 0.9, "A")]
     assert attribution.recheck(np.zeros(16000, np.float32), words, [Turn("A", 0, 1)]) == words
     assert attribution.recheck(np.zeros(16000, np.float32), [], []) == []
+
+
+def _words(spec):
+    """(speaker, start, end) -> Words."""
+    return [Word(f"w{i}", a, b, s) for i, (s, a, b) in enumerate(spec)]
+
+
+def test_a_moved_word_inside_one_speakers_continuous_speech_is_put_back():
+    words = _words([("A", 0.0, 0.3), ("A", 0.32, 0.6), ("A", 0.62, 0.9), ("A", 0.95, 1.2)])
+    said = ["A", "B", "A", "A"]
+    attribution._keep_islands_out(words, said)
+    assert said == ["A", "A", "A", "A"]
+
+
+def test_a_move_with_a_pause_beside_it_or_at_a_change_stays():
+    # A pause before the word: a reply can sit there.
+    words = _words([("A", 0.0, 0.3), ("A", 0.8, 1.0), ("A", 1.02, 1.3)])
+    said = ["A", "B", "A"]
+    attribution._keep_islands_out(words, said)
+    assert said == ["A", "B", "A"]
+    # The word next to a change of speaker moves with the change: no island.
+    words = _words([("A", 0.0, 0.3), ("A", 0.32, 0.6), ("B", 0.62, 0.9)])
+    said = ["A", "B", "B"]
+    attribution._keep_islands_out(words, said)
+    assert said == ["A", "B", "B"]
+    # A long stretch moved at once is a turn the diarizer missed, not an island.
+    words = _words([("A", 0.0, 0.3)] + [("A", 0.32 + 0.3 * k, 0.6 + 0.3 * k) for k in range(4)] + [("A", 1.62, 1.9)])
+    said = ["A", "B", "B", "B", "B", "A"]
+    attribution._keep_islands_out(words, said)
+    assert said == ["A", "B", "B", "B", "B", "A"]

@@ -50,9 +50,10 @@ def test_sample_wav(diarizer):
     d = diarizer.diarize(samples)
     assert len(d.labels) == 2, "both speakers found without being told how many"
     hyp = [(t.speaker, t.start, t.end) for t in d.turns]
-    # Measured 0.066 (0.25 s collar; 0.096 before the overlaps, 0.114 before this work) and 92.6% of words.
+    # Measured 0.066 (0.25 s collar; 0.096 before the overlaps, 0.114 before this work) and 93.8% of words
+    # (92.6% before the re-check kept islands out).
     assert panels.der(ref_turns, hyp, 0.25) <= 0.07
-    assert _words_right(ref_words, d, samples, reference=ref_turns) >= 0.92
+    assert _words_right(ref_words, d, samples, reference=ref_turns) >= 0.93
     assert panels.overlap_coverage(ref_turns, hyp) >= 0.85  # measured 0.90
 
 

@@ -8,6 +8,8 @@ speaker's voice (their own speech in the episode), both with the episode's mean 
 
 - A word near a change or in a short turn moves to the speaker its window prefers when the margin over
   the turn's speaker is at least SWITCH_MARGIN (measured on real speech: smaller margins are noise).
+- A move that would leave a word or two (under ISLAND) of another speaker inside one speaker's speech, with
+  no pause either side, is undone: people do not trade single words mid-sentence.
 - `speaker_confidence` (0-1) comes from the margin of the word's speaker over the best other one:
   0.5 at a tie, 1 at CONFIDENT_MARGIN or more, 0 when another speaker is CONFIDENT_MARGIN better.
 
@@ -31,6 +33,8 @@ CONFIDENT_MARGIN = 0.2
 PROFILE_STEP = 120  # frames between the windows of a speaker's voice print
 PROFILE_WINDOWS = 100  # windows per speaker: two minutes of speech make a steady voice print
 MIN_WINDOW = 10  # frames of speech a window needs
+ISLAND = 1.0  # seconds: a move this short, with no pause either side, inside one speaker's speech is undone
+ISLAND_GAP = 0.15  # seconds: a shorter silence between words is no pause
 
 
 def _changes(items: Sequence) -> list[float]:
@@ -197,19 +201,40 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
     _embed_centres(heard, centres, threads=threads)
     S = np.stack([heard.grid[c] for c in centres.tolist()]) @ heard.prints.T  # (words, speakers)
 
+    said = [w.speaker for w in words]
+    for i, w in enumerate(words):
+        if own[i] and w.speaker in names:
+            cur, best = names.index(w.speaker), int(np.argmax(S[i]))
+            if best != cur and S[i, best] - S[i, cur] >= SWITCH_MARGIN:
+                said[i] = names[best]
+    _keep_islands_out(words, said)
     out = []
     for i, w in enumerate(words):
         if w.speaker is None or w.speaker not in names:
             out.append(w)
             continue
-        scores = S[i]
-        speaker = w.speaker
-        cur = names.index(speaker)
-        best = int(np.argmax(scores))
-        if own[i] and best != cur and scores[best] - scores[cur] >= SWITCH_MARGIN:
-            speaker, cur = names[best], best
-        others = np.delete(scores, cur)
-        margin = float(scores[cur] - others.max())
+        cur = names.index(said[i])
+        margin = float(S[i, cur] - np.delete(S[i], cur).max())
         confidence = float(np.clip(0.5 + margin / (2 * CONFIDENT_MARGIN), 0.0, 1.0))
-        out.append(replace(w, speaker=speaker, speaker_confidence=round(confidence, 3)))
+        out.append(replace(w, speaker=said[i], speaker_confidence=round(confidence, 3)))
     return out
+
+
+def _keep_islands_out(words: Sequence[Word], said: list) -> None:
+    """Undo (in `said`) a move that would leave a word or two of another speaker inside one speaker's
+    continuous speech: people do not trade single words without a pause, so such an island is the encoder
+    hearing a 1 s window wrong (on sample.wav it gave "Chicago" to the other speaker mid-sentence)."""
+    i, n = 0, len(words)
+    while i < n:
+        if said[i] == words[i].speaker:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and said[j + 1] != words[j + 1].speaker and said[j + 1] == said[i]:
+            j += 1
+        before, after, was = i - 1, j + 1, words[i].speaker
+        if (before >= 0 and after < n and said[before] == was and said[after] == was
+                and words[j].end - words[i].start < ISLAND
+                and words[i].start - words[before].end < ISLAND_GAP and words[after].start - words[j].end < ISLAND_GAP):
+            said[i : j + 1] = [w.speaker for w in words[i : j + 1]]
+        i = j + 1
