@@ -528,11 +528,14 @@ def real_whisper(d: dict) -> str:
 def overhead(d: dict) -> str:
     rows = []
     bracketed = "overhead_bracketed_median" in d
+    busy = "overhead_vs_busy_median" in d
     for i, r in enumerate(d["rounds"], start=1):
         st = r["stages_s"]
-        rows.append([str(i), f(r["asr_alone_s"], 1) + " s", f(r["pipeline_s"], 1) + " s"]
+        rows.append([str(i), f(r["asr_alone_s"], 1) + " s"] + ([f(r["asr_beside_busy_s"], 1) + " s"] if busy else [])
+                    + [f(r["pipeline_s"], 1) + " s"]
                     + ([f(r["asr_after_s"], 1) + " s"] if bracketed else []) + [f(r["overhead"], 3)]
                     + ([f(r["overhead_bracketed"], 3)] if bracketed else [])
+                    + ([f(r["overhead_vs_busy"], 3)] if busy else [])
                     + [f(r["rtf"], 3), f"{f(st['asr'][1], 1)} s", f"{f(st['diarize'][0], 1)}–{f(st['name'][0], 1)} s",
                        f(r["after_asr_s"], 1) + " s", f(r["loadavg_1m"], 1)])
     if bracketed:
@@ -541,13 +544,18 @@ def overhead(d: dict) -> str:
                     f"{f(d['overhead_median'], 3)}")
     else:
         headline = f"Median overhead **{f(d['overhead_median'], 3)}** (target ≤ 1.05)"
+    if busy:
+        headline += (f"; against faster-whisper alone with a niceness-19 spinner beside it "
+                     f"{f(d['overhead_vs_busy_median'], 3)}")
     return "\n".join([
         f"Audio: `{d['audio']}` ({f(d['duration_s'] / 60, 1)} min), one process, faster-whisper alone then the "
         f"pipeline in each round{', and faster-whisper alone once more at the end' if bracketed else ''}; results "
         f"written {d['created']} (code {d.get('code')}). {headline}; median real-time factor "
         f"{f(d['rtf_median'], 3)}.", "",
-        table(["round", "faster-whisper alone", "pipeline"] + (["faster-whisper alone, next"] if bracketed else [])
+        table(["round", "faster-whisper alone"] + (["faster-whisper beside a spinner"] if busy else []) + ["pipeline"]
+              + (["faster-whisper alone, next"] if bracketed else [])
               + ["overhead"] + (["overhead, bracketed"] if bracketed else [])
+              + (["overhead against the one beside a spinner"] if busy else [])
               + ["real-time factor", "pipeline's ASR done at", "diarizer, then naming from", "after the ASR",
                  "load (1 min)"], rows)])
 

@@ -29,7 +29,7 @@ CHUNK = 10 * SAMPLE_RATE  # what the model was trained on
 # Each moment heard by four chunks. 1 s (pyannote's) found no more overlap on our panels; 5 s found about as much
 # for half the time (BENCHMARKS, "Who said it"), not yet measured beside the ASR.
 STEP = int(2.5 * SAMPLE_RATE)
-BATCH = 16  # chunks per onnxruntime call
+BATCH = 4  # chunks per onnxruntime call: 16 took 430 MB more at its peak for no less CPU
 FRAME_STEP, FRAME_CENTRE = 270, 495  # samples: the model's frames, 589 per chunk
 HOP = 160  # our 10 ms grid
 # The model's classes: no one, each of three voices alone, each pair at once.
