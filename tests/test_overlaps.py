@@ -105,6 +105,20 @@ def test_overlaps_on_real_voices_are_found_as_two_turns():
     assert _share(added, lambda t: two) >= 0.6
 
 
+def test_chunks_inside_one_speakers_turns_are_not_heard_and_change_nothing(monkeypatch):
+    from majlis.audio import decode
+
+    samples = decode(ROOT / "audio" / "panel.mp3")  # the demo panel: turns of 5-15 s
+    exclusive = get_diarizer("builtin").diarize(samples).exclusive
+    heard = []
+    run = overlaps.activity
+    monkeypatch.setattr(overlaps, "activity", lambda *a, **k: heard.append(len(k["starts"])) or run(*a, **k))
+    skipping = overlaps.second_voices(samples, exclusive)
+    monkeypatch.setattr(overlaps, "_speakers_in", lambda *a: 2)  # every chunk through the model
+    assert overlaps.second_voices(samples, exclusive) == skipping
+    assert heard[0] < heard[1] == len(overlaps.chunk_starts(len(samples)))
+
+
 @pytest.mark.slow
 def test_the_second_voice_on_a_real_call_is_the_other_speaker():
     from majlis.audio import decode
