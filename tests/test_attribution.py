@@ -54,3 +54,34 @@ def test_a_move_with_a_pause_beside_it_or_at_a_change_stays():
     said = ["A", "B", "B", "B", "B", "A"]
     attribution._keep_islands_out(words, said)
     assert said == ["A", "B", "B", "B", "B", "A"]
+
+
+def _sentence(text, speakers):
+    return [Word(w, i * 0.4, i * 0.4 + 0.3, s) for i, (w, s) in enumerate(zip(text.split(), speakers))]
+
+
+@pytest.mark.parametrize("speakers, moved", [
+    # The demo: whisper gave Tahir's first "we" the end of Mudaqiq's sentence.
+    ("AAAAAB", "AAAABB"),
+    # Mudaqiq's last word "captured.", said over Tolibov's first, given to Tolibov.
+    ("AAABBB", "AAAABB"),
+])
+def test_a_change_of_speaker_a_word_from_a_sentence_end_moves_to_it(speakers, moved):
+    words = _sentence("the north of Afghanistan. we have", speakers)
+    said = [w.speaker for w in words]
+    attribution._changes_at_sentence_ends(words, said)
+    assert "".join(said) == moved
+
+
+@pytest.mark.parametrize("text, speakers", [
+    ("yes I think so and", "ABBBB"),  # no sentence end near: whisper wrote the two turns as one sentence
+    ("I see. so what now", "AABBB"),  # the change is at the sentence end already
+    ("he said no. we go. now", "AAAABB"),  # a sentence end on each side, as near: which one is not known
+    ("one. two three four five", "ABBAA"),  # moving it would leave nothing of B's turn
+    ("one. two. three four five", "ABABB"),  # the nearest end lies beyond another change
+])
+def test_changes_that_stay_where_they_are(text, speakers):
+    words = _sentence(text, speakers)
+    said = [w.speaker for w in words]
+    attribution._changes_at_sentence_ends(words, said)
+    assert "".join(said) == speakers

@@ -35,6 +35,7 @@ PROFILE_WINDOWS = 100  # windows per speaker: two minutes of speech make a stead
 MIN_WINDOW = 10  # frames of speech a window needs
 ISLAND = 1.0  # seconds: a move this short, with no pause either side, inside one speaker's speech is undone
 ISLAND_GAP = 0.15  # seconds: a shorter silence between words is no pause
+SENTENCE_SNAP = 1  # words: a change of speaker this close to a sentence end moves to it (2 moved the same)
 
 
 def _changes(items: Sequence) -> list[float]:
@@ -208,6 +209,7 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
             if best != cur and S[i, best] - S[i, cur] >= SWITCH_MARGIN:
                 said[i] = names[best]
     _keep_islands_out(words, said)
+    _changes_at_sentence_ends(words, said)
     out = []
     for i, w in enumerate(words):
         if w.speaker is None or w.speaker not in names:
@@ -238,3 +240,23 @@ def _keep_islands_out(words: Sequence[Word], said: list) -> None:
                 and words[i].start - words[before].end < ISLAND_GAP and words[after].start - words[j].end < ISLAND_GAP):
             said[i : j + 1] = [w.speaker for w in words[i : j + 1]]
         i = j + 1
+
+
+def _changes_at_sentence_ends(words: Sequence[Word], said: list) -> None:
+    """Move (in `said`) a change of speaker inside a sentence to the nearest sentence end at most
+    SENTENCE_SNAP words away with no other change between: whisper times the words around a change least
+    surely (in the demo it gave Tahir's first "we" the end of Mudaqiq's sentence), and people hand over at
+    the end of a sentence, not a word before or after it."""
+    from .align import is_sentence_end
+
+    n = len(words)
+    ends = [is_sentence_end(w.word) for w in words]  # ends[b - 1]: a sentence ends between words b - 1 and b
+    for c in range(1, n):
+        if said[c - 1] == said[c] or ends[c - 1]:
+            continue
+        # The words that move are one speaker's, and that speaker keeps a word beyond them: no turn vanishes.
+        near = [b for d in range(1, SENTENCE_SNAP + 1) for b in (c - d, c + d)
+                if 0 < b < n and ends[b - 1] and len(set(said[min(b, c) : max(b, c)] + [said[b - 1 if b < c else b]])) == 1]
+        if len(near) == 1 or (near and abs(near[0] - c) < abs(near[1] - c)):
+            b = near[0]
+            said[min(b, c) : max(b, c)] = [said[c] if b < c else said[c - 1]] * abs(b - c)
