@@ -594,11 +594,12 @@ def speakers(d: dict) -> str:
             "overlap covered by two turns", "diarizer real-time factor"]
     lines = [f"Run of {d['created']} (code {d.get('code')}), builtin diarizer (the numpy voice encoder, half the cores).", "",
              table(head, rows)]
-    call = d["cases"].get("sample.wav", {})
-    if "transcript_words_right" in call:
-        lines += ["", f"sample.wav through the whole pipeline (faster-whisper tiny.en, builtin diarizer), its words at the "
-                      f"times the ASR heard them, matched to sample.stm's by text: {pct(call['transcript_words_right'])} of "
-                      f"{call['transcript_words_matched']} matched words on the right speaker."]
+    whole = {name: c for name, c in d["cases"].items() if "transcript_words_right" in c}
+    if whole:
+        lines += ["", "Through the whole pipeline (faster-whisper tiny.en, builtin diarizer), the transcript's words at the "
+                      "times the ASR heard them, matched to the reference words by text, on the right speaker:", ""]
+        lines += [f"- {name}: {pct(c['transcript_words_right'])} of {c['transcript_words_matched']:,} matched words"
+                  for name, c in whole.items()]
     return "\n".join(lines)
 
 

@@ -72,6 +72,19 @@ def score(truth_turns, words, samples, d, seconds, *, naming=None, enrolled=()):
     return out
 
 
+def transcript(path, ref_words, ref_turns) -> dict:
+    """The recording through the whole pipeline (faster-whisper's bundled tiny.en, the builtin diarizer): the
+    share of its words, at the times the ASR heard them and matched to the reference's by text, on the right
+    speaker. This is what a reader gets at a change of speaker; the letter-timed reference words are not."""
+    from majlis.pipeline import Options, transcribe_file
+
+    t = transcribe_file(path, options=Options(asr="faster-whisper", diarizer="builtin"))
+    heard = [(w.speaker, w.start, w.end, w.word) for seg in t.segments for w in seg.words]
+    share, matched = panels.transcript_words_right(ref_words, ref_turns, heard,
+                                                   [(x.speaker, x.start, x.end) for x in t.turns])
+    return {"transcript_words_right": round(share, 4), "transcript_words_matched": matched}
+
+
 def majority(turns, d) -> dict:
     """Diarized label -> the reader it holds most of."""
     held: dict = {}
@@ -111,15 +124,7 @@ def main(argv=None) -> int:
     samples = decode(wav)
     d, s = diarize(diarizer, samples)
     cases["sample.wav"] = score(ref_turns, ref_words, samples, d, s)
-    # The same call through the whole pipeline (faster-whisper's bundled tiny.en, the builtin diarizer): the
-    # words a reader gets, at the times the ASR heard them.
-    from majlis.pipeline import Options, transcribe_file
-
-    t = transcribe_file(wav, options=Options(asr="faster-whisper", diarizer="builtin"))
-    heard = [(w.speaker, w.start, w.end, w.word) for seg in t.segments for w in seg.words]
-    share, matched = panels.transcript_words_right(ref_words, ref_turns, heard,
-                                                   [(x.speaker, x.start, x.end) for x in t.turns])
-    cases["sample.wav"].update(transcript_words_right=round(share, 4), transcript_words_matched=matched)
+    cases["sample.wav"].update(transcript(wav, ref_words, ref_turns))
 
     # The flite demo panel (synthetic voices, 3.3 min): what the builtin diarizer was tuned on, no worse.
     root = HERE.parent / "audio"
@@ -128,6 +133,7 @@ def main(argv=None) -> int:
     d, s = diarize(diarizer, x)
     naming = name_speakers(x, d, enrollment_dir=root / "speakers", names={})
     cases["flite-panel"] = score(turns, words, x, d, s, naming=naming, enrolled=sorted({t[0] for t in turns}))
+    cases["flite-panel"].update(transcript(root / "panel.mp3", words, turns))
     if args.panel39:
         # The 39-minute flite panel: the speed bar (diarizer <= 0.05 x real time on 2 cores) and the
         # word re-check's own cost.
@@ -137,6 +143,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         case = cases["flite-panel39"] = score(turns, words, x, d, s)
         case["score_s_with_recheck"] = round(time.perf_counter() - t, 1)
+        case.update(transcript(args.panel39, words, turns))
 
     seeds = [0] if args.quick else [0, 1, 2, 3]
     seconds = 30.0 if args.quick else 60.0

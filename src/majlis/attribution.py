@@ -10,6 +10,8 @@ speaker's voice (their own speech in the episode), both with the episode's mean 
   the turn's speaker is at least SWITCH_MARGIN (measured on real speech: smaller margins are noise).
 - A move that would leave a word or two (under ISLAND) of another speaker inside one speaker's speech, with
   no pause either side, is undone: people do not trade single words mid-sentence.
+- A change of speaker a word away from a sentence end (whisper's punctuation) moves to it, when no turn
+  vanishes: people hand over at the end of a sentence, and whisper times the words there least surely.
 - `speaker_confidence` (0-1) comes from the margin of the word's speaker over the best other one:
   0.5 at a tie, 1 at CONFIDENT_MARGIN or more, 0 when another speaker is CONFIDENT_MARGIN better.
 
