@@ -253,12 +253,17 @@ def _changes_at_sentence_ends(words: Sequence[Word], said: list) -> None:
 
     n = len(words)
     ends = [is_sentence_end(w.word) for w in words]  # ends[b - 1]: a sentence ends between words b - 1 and b
+
+    def movable(b: int, c: int) -> bool:
+        """The change at c may move to the sentence end at b: the words between are one speaker's, and that
+        speaker keeps a word beyond them (no turn vanishes)."""
+        keeper = b - 1 if b < c else b
+        return 0 < b < n and ends[b - 1] and len(set(said[min(b, c) : max(b, c)]) | {said[keeper]}) == 1
+
     for c in range(1, n):
         if said[c - 1] == said[c] or ends[c - 1]:
             continue
-        # The words that move are one speaker's, and that speaker keeps a word beyond them: no turn vanishes.
-        near = [b for d in range(1, SENTENCE_SNAP + 1) for b in (c - d, c + d)
-                if 0 < b < n and ends[b - 1] and len(set(said[min(b, c) : max(b, c)] + [said[b - 1 if b < c else b]])) == 1]
-        if len(near) == 1 or (near and abs(near[0] - c) < abs(near[1] - c)):
+        near = [b for d in range(1, SENTENCE_SNAP + 1) for b in (c - d, c + d) if movable(b, c)]
+        if len(near) == 1 or (near and abs(near[0] - c) < abs(near[1] - c)):  # two as near: neither
             b = near[0]
             said[min(b, c) : max(b, c)] = [said[c] if b < c else said[c - 1]] * abs(b - c)

@@ -113,10 +113,11 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
     starts = chunk_starts(len(samples))
     speakers_in = [_speakers_in(owner, start, len(labels)) for start in starts]
     # A chunk inside one speaker's turns can match one voice at most, so it finds no pair: the model is not
-    # run there (a fifth of the 39-minute flite panel's chunks: 4 s of CPU), and the chunk only counts as hearing its moments.
+    # run there (a fifth of the 39-minute flite panel's chunks: 4 s of CPU), and the chunk only counts as
+    # hearing its moments.
     for start, held in zip(starts, speakers_in):
         if held == 1:
-            heard[-(-start // HOP) : min(n, (start + CHUNK) // HOP)] += 1
+            heard[_grid_span(start, n)] += 1
     run = starts[np.array(speakers_in) >= 2]
     skipped = batches(len(samples)) - -(-len(run) // BATCH)  # progress marks: as if every chunk were heard
     for start, prob in activity(samples, hook, done + skipped, total, starts=run):
@@ -124,8 +125,8 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
         if not speakers:
             continue
         # Our grid frames inside the chunk and the model's frame nearest each.
-        lo, hi = -(-start // HOP), min(n, (start + CHUNK) // HOP)
-        grid = np.arange(lo, hi)
+        span = _grid_span(start, n)
+        grid = np.arange(span.start, span.stop)
         frame = np.clip(np.round((grid * HOP + HOP / 2 - start - FRAME_CENTRE) / FRAME_STEP).astype(int), 0, 588)
         heard[grid] += 1
         # Two voices at once, as a probability: only pairs of matched voices count, each for both its voices.
@@ -146,9 +147,14 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
     return tuple(turns)
 
 
+def _grid_span(start: int, n: int) -> slice:
+    """Our 10 ms grid frames (of n) inside the chunk that starts at sample `start`."""
+    return slice(-(-start // HOP), min(n, (start + CHUNK) // HOP))
+
+
 def _speakers_in(owner: np.ndarray, start: int, count: int) -> int:
     """How many speakers' turns fill enough of a chunk for one of the model's voices to be matched to them."""
-    inside = owner[-(-start // HOP) : (start + CHUNK) // HOP]
+    inside = owner[_grid_span(start, len(owner))]
     frames = np.bincount(inside[inside >= 0], minlength=count)
     return int((frames >= (MIN_ALONE - 1) * FRAME_STEP / HOP).sum())  # a frame short of MIN_ALONE: never too few
 
