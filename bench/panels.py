@@ -356,7 +356,9 @@ def assign_words(words, diarization, samples=None) -> list:
     except ImportError:  # majlis before the word re-check: the bench measures it too
         out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1)
     else:
-        recheck = None if samples is None else (lambda ws: attribution.recheck(samples, ws, diarization.exclusive))
+        heard_alone = {"alone": diarization.alone} if hasattr(diarization, "alone") else {}
+        recheck = None if samples is None else (
+            lambda ws: attribution.recheck(samples, ws, diarization.exclusive, **heard_alone))
         out = align.align_words([seg], diarization.exclusive, duration=max(w[2] for w in words) + 1,
                                 turns=diarization.turns, recheck=recheck)
     got = {w.word: w for s in out for w in s.words}

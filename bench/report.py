@@ -604,7 +604,8 @@ def speakers(d: dict) -> str:
 
 
 RENDER = {"real_whisper": real_whisper, "overhead": overhead, "pipeline": pipeline, "whisper_path": whisper_path,
-          "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web, "speakers": speakers}
+          "whisper_path_cuda": whisper_path_gpu, "search": search, "batch": batch, "web": web, "speakers": speakers,
+          "speakers_unseen": speakers}
 
 
 EARLIER_PIPELINE = "pipeline-asr-in-thread.json"  # the pipeline before sphinx moved to a child process

@@ -3,6 +3,7 @@ real phone call with reference turns and words) and on panels of real LibriSpeec
 clean and as a 32 kbps telephone-band episode named from studio samples.
 
     python bench/speakers.py [--quick] [--out-dir bench/results]
+    python bench/speakers.py --unseen      # panels of seeds 10-17: no rule was chosen on them
 
 Writes speakers.json: per case DER (0.25 s collar and none), words on the right speaker (one-to-one label
 mapping, and by name where voices were enrolled), speakers found, overlap coverage and the diarizer's
@@ -104,11 +105,44 @@ def enroll_dir(enrollment: dict, folder: Path) -> Path:
     return folder
 
 
+def panel_cases(diarizer, seeds, seconds: float, cases: dict) -> None:
+    """Score the real-voice panel of each seed, clean and on the phone line, into `cases`."""
+    from majlis.speakers import name_speakers
+
+    sets = [panels.WOMEN[:3], panels.WOMEN[2:5], panels.WOMEN[:4], panels.WOMEN[1:4]]
+    for seed in seeds:
+        readers = sets[seed % len(sets)]
+        panel = panels.make_panel(seed, readers, seconds=seconds)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = enroll_dir(panel.enrollment, Path(tmp) / "all")
+            for variant, x in (("clean", panel.samples), ("phone32k", panels.telephone(panel.samples))):
+                d, s = diarize(diarizer, x)
+                naming = name_speakers(x, d, enrollment_dir=folder, names={})
+                case = cases[f"panel{seed}-{len(readers)}w-{variant}"] = score(
+                    panel.turns, panel.words, x, d, s, naming=naming, enrolled=panel.speakers)
+                # A stranger: one reader left out of the samples, someone absent enrolled in their place.
+                absent = next(r for r in panels.WOMEN if r not in readers)
+                clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
+                mixed = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips},
+                                   Path(tmp) / "mixed")
+                other = name_speakers(x, d, enrollment_dir=mixed, names={})
+                # Every diarized voice by the reader it holds most of: a reader split in two counts twice.
+                hyp_truth = majority(panel.turns, d)
+                case["stranger_named"] = sum(other.mapping[lab] not in (f"Unknown {i}" for i in range(1, 9))
+                                             for lab, ref in hyp_truth.items() if ref == readers[-1])
+                case["others_named_right"] = sum(other.mapping.get(lab) == ref for lab, ref in hyp_truth.items()
+                                                 if ref in readers[:-1])
+                print(variant, seed, json.dumps(cases[f"panel{seed}-{len(readers)}w-{variant}"]), file=sys.stderr)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one panel of 30 s instead of four of 60 s")
     ap.add_argument("--out-dir", type=Path, default=HERE / "results")
     ap.add_argument("--panel39", type=Path, help="also the 39-minute flite panel (audio/make_panel.py --minutes 39)")
+    ap.add_argument("--unseen", action="store_true",
+                    help="only the real-voice panels of seeds 10-17, which no rule was chosen on "
+                         "(writes speakers_unseen.json)")
     args = ap.parse_args(argv)
 
     import common
@@ -119,6 +153,10 @@ def main(argv=None) -> int:
 
     diarizer = get_diarizer("builtin")
     cases = {}
+    if args.unseen:
+        panel_cases(diarizer, range(10, 18), 60.0, cases)
+        common.write_result("speakers_unseen", {"quick": False, "cases": cases}, args.out_dir)
+        return 0
 
     wav, ref_turns, ref_words = panels.pyannote_sample()
     samples = decode(wav)
@@ -145,33 +183,7 @@ def main(argv=None) -> int:
         case["score_s_with_recheck"] = round(time.perf_counter() - t, 1)
         case.update(transcript(args.panel39, words, turns))
 
-    seeds = [0] if args.quick else [0, 1, 2, 3]
-    seconds = 30.0 if args.quick else 60.0
-    sets = [panels.WOMEN[:3], panels.WOMEN[2:5], panels.WOMEN[:4], panels.WOMEN[1:4]]
-    for seed in seeds:
-        readers = sets[seed % len(sets)]
-        panel = panels.make_panel(seed, readers, seconds=seconds)
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = enroll_dir(panel.enrollment, Path(tmp) / "all")
-            for variant, x in (("clean", panel.samples), ("phone32k", panels.telephone(panel.samples))):
-                d, s = diarize(diarizer, x)
-                naming = name_speakers(x, d, enrollment_dir=folder, names={})
-                case = cases[f"panel{seed}-{len(readers)}w-{variant}"] = score(
-                    panel.turns, panel.words, x, d, s, naming=naming, enrolled=panel.speakers)
-                # A stranger: one reader left out of the samples, someone absent enrolled in their place.
-                absent = next(r for r in panels.WOMEN if r not in readers)
-                clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
-                mixed = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips},
-                                   Path(tmp) / "mixed")
-                other = name_speakers(x, d, enrollment_dir=mixed, names={})
-                # Every diarized voice by the reader it holds most of: a reader split in two counts twice.
-                hyp_truth = majority(panel.turns, d)
-                case["stranger_named"] = sum(other.mapping[lab] not in (f"Unknown {i}" for i in range(1, 9))
-                                             for lab, ref in hyp_truth.items() if ref == readers[-1])
-                case["others_named_right"] = sum(other.mapping.get(lab) == ref for lab, ref in hyp_truth.items()
-                                                 if ref in readers[:-1])
-                print(variant, seed, json.dumps(cases[f"panel{seed}-{len(readers)}w-{variant}"]), file=sys.stderr)
-
+    panel_cases(diarizer, [0] if args.quick else [0, 1, 2, 3], 30.0 if args.quick else 60.0, cases)
     common.write_result("speakers", {"quick": args.quick, "cases": cases}, args.out_dir)
     print(json.dumps(cases, indent=1))
     return 0

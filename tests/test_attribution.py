@@ -85,3 +85,20 @@ def test_changes_that_stay_where_they_are(text, speakers):
     said = [w.speaker for w in words]
     attribution._changes_at_sentence_ends(words, said)
     assert "".join(said) == speakers
+
+
+def test_a_word_goes_to_whoever_the_model_clearly_heard_alone_over_half_of_it():
+    words = [Word("a", 0.0, 0.4), Word("b", 0.5, 0.9), Word("c", 1.0, 1.2), Word("d", 2.0, 2.2)]
+    alone = (Turn("A", 0.0, 0.15), Turn("B", 0.15, 0.4), Turn("A", 0.6, 0.8), Turn("B", 1.1, 1.15))
+    # a: B holds 0.25 of 0.4; b: A holds half; c: B only a quarter; d: nothing heard alone.
+    assert attribution._heard_alone(words, alone) == ["B", "A", None, None]
+    assert attribution._heard_alone(words, ()) == [None] * 4
+
+
+def test_diarization_keeps_where_one_voice_was_heard_alone():
+    from majlis.diarize import Diarization
+
+    d = Diarization((Turn("A", 0.0, 1.0),), (Turn("A", 0.0, 1.0),), (Turn("A", 0.2, 0.8),))
+    assert Diarization.from_dict(d.to_dict()) == d
+    plain = Diarization(d.turns, d.exclusive)
+    assert "alone" not in plain.to_dict() and Diarization.from_dict(plain.to_dict()) == plain

@@ -102,7 +102,9 @@ def test_a_real_call_with_no_flags_runs_whisper_offline(tmp_path):
     words = [(w["speaker"], w["start"], w["end"], w["word"]) for s in doc["segments"] for w in s["words"]]
     turns = [(t["speaker"], t["start"], t["end"]) for t in doc["turns"]]
     right, matched = panels.transcript_words_right(ref_words, ref_turns, words, turns)
-    assert matched >= 60 and right >= 0.94, (right, matched)  # measured 0.957 of 70 (0.943 before the island rule)
+    # Measured 0.971 of 70 (0.957 before the model's clear voices took words near a change, 0.943 before the
+    # island rule).
+    assert matched >= 60 and right >= 0.95, (right, matched)
 
 
 def test_bundled_weights_are_checked_before_they_load(tmp_path, monkeypatch):

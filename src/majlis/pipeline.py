@@ -268,7 +268,8 @@ def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None
     threads = len(os.sched_getaffinity(0)) if staged.heard is not None and hasattr(os, "sched_getaffinity") else None
     segments = align.align_words(
         staged.asr.segments, named.exclusive, duration=duration, turns=named.turns,
-        recheck=lambda words: attribution.recheck(samples, words, named.exclusive, staged.heard, threads=threads))
+        recheck=lambda words: attribution.recheck(samples, words, named.exclusive, staged.heard, threads=threads,
+                                                  alone=named.alone))
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,

@@ -68,7 +68,7 @@ class Naming:
         def rename(turns: tuple[Turn, ...]) -> tuple[Turn, ...]:
             return tuple(Turn(self.mapping.get(t.speaker, t.speaker), t.start, t.end) for t in turns)
 
-        return Diarization(rename(diarization.turns), rename(diarization.exclusive))
+        return Diarization(rename(diarization.turns), rename(diarization.exclusive), rename(diarization.alone))
 
     def to_dict(self) -> dict:
         out = {"mapping": dict(self.mapping), "scores": {k: float(v) for k, v in dict(self.scores).items()}}

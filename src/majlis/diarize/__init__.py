@@ -25,17 +25,21 @@ class Diarization:
     turns: tuple[Turn, ...]
     # The same turns made overlap-free: what words are assigned by.
     exclusive: tuple[Turn, ...]
+    # Where a segmentation model clearly hears one speaker alone (builtin only): the word re-check trusts it
+    # over a word's 1 s voice window.
+    alone: tuple[Turn, ...] = ()
 
     @property
     def labels(self) -> tuple[str, ...]:
         return tuple(sorted({t.speaker for t in self.turns}))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"turns": [t.to_dict() for t in self.turns], "exclusive": [t.to_dict() for t in self.exclusive]}
+        out = {"turns": [t.to_dict() for t in self.turns], "exclusive": [t.to_dict() for t in self.exclusive]}
+        return {**out, "alone": [t.to_dict() for t in self.alone]} if self.alone else out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Diarization":
-        return cls(tuple(Turn.from_dict(t) for t in d["turns"]), tuple(Turn.from_dict(t) for t in d["exclusive"]))
+        return cls(*(tuple(Turn.from_dict(t) for t in d.get(key, ())) for key in ("turns", "exclusive", "alone")))
 
 
 class Diarizer(Protocol):

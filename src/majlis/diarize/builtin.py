@@ -211,7 +211,7 @@ class BuiltinDiarizer(DiarizerBase):
             order.setdefault(lab, len(order))
         turns = tuple(Turn(f"SPEAKER_{order[lab]:02d}", round(a * HOP / SAMPLE_RATE, 3), round(b * HOP / SAMPLE_RATE, 3))
                       for lab, a, b in spans)
-        second = overlaps.second_voices(audio, turns, hook, len(starts), len(starts) + later)
+        turns, second, alone = overlaps.second_voices(audio, turns, hook, len(starts), len(starts) + later)
         if hook:
             hook("diarize", len(starts) + later, len(starts) + later)
-        return Diarization(overlaps.with_overlaps(turns, second), turns)
+        return Diarization(overlaps.with_overlaps(turns, second), turns, alone)
