@@ -139,7 +139,7 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
     for start, held in zip(starts, speakers_in):
         if held == 1:
             heard[_grid_span(start, n)] += 1
-    held = dict(zip(starts.tolist(), speakers_in))
+    holding = dict(zip(starts.tolist(), speakers_in))
     run = starts[np.array(speakers_in) >= 2]
     skipped = batches(len(samples)) - -(-len(run) // BATCH)  # progress marks: as if every chunk were heard
     for start, prob in activity(samples, hook, done + skipped, total, starts=run):
@@ -152,7 +152,7 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
         grid = np.arange(span.start, span.stop)
         frame = np.clip(np.round((grid * HOP + HOP / 2 - start - FRAME_CENTRE) / FRAME_STEP).astype(int), 0, 588)
         heard[grid] += 1
-        if held[int(start)] <= JUDGE_SPEAKERS and _agreement(act, owner, start, speakers) >= JUDGE_AGREE:
+        if holding[int(start)] <= JUDGE_SPEAKERS and _agreement(act, owner, start, speakers) >= JUDGE_AGREE:
             judged[grid] += 1
             for k, g in speakers.items():
                 alone[grid, g] += prob[frame, 1 + k]
@@ -169,7 +169,8 @@ def second_voices(samples: np.ndarray, exclusive: tuple[Turn, ...], hook: Progre
     alone[judged < np.minimum(JUDGES, hearing)] = 0.0
     owner = _moved(owner, alone)
     ranked = np.sort(alone, axis=1)
-    clear = np.where(ranked[:, -1] - (ranked[:, -2] if len(labels) > 1 else 0) >= CLEAR_MARGIN, alone.argmax(axis=1), -1)
+    lead = ranked[:, -1] - (ranked[:, -2] if len(labels) > 1 else 0)
+    clear = np.where(lead >= CLEAR_MARGIN, alone.argmax(axis=1), -1)
     over = both >= OVERLAP_SHARE * np.maximum(heard, 1)
     # The second voice: the likeliest one in a pair at that moment that the moment's turn does not give.
     given = np.flatnonzero(owner >= 0)
@@ -192,7 +193,8 @@ def _moved(owner: np.ndarray, alone: np.ndarray) -> np.ndarray:
     changed = moved != owner
     for g in range(alone.shape[1]):
         for a, b in runs(~changed & (owner == g)):
-            if b - a < MIN_MOVE and 0 < a and b < len(owner) and (changed[a - 1] or changed[b]) and moved[a - 1] == moved[b]:
+            beside = 0 < a and b < len(owner) and (changed[a - 1] or changed[b])
+            if b - a < MIN_MOVE and beside and moved[a - 1] == moved[b]:
                 moved[a:b] = moved[b]
     return moved
 
