@@ -238,9 +238,9 @@ def _heard_alone(words: Sequence[Word], alone: Sequence[Turn]) -> list[str | Non
     out: list[str | None] = []
     for w in words:
         held: dict[str, float] = {}
-        for t in spans[int(np.searchsorted(ends, w.start, side="right")) :]:
-            if t.start >= w.end:
-                break
+        j = int(np.searchsorted(ends, w.start, side="right"))
+        while j < len(spans) and spans[j].start < w.end:
+            t, j = spans[j], j + 1
             held[t.speaker] = held.get(t.speaker, 0.0) + min(t.end, w.end) - max(t.start, w.start)
         best = max(held, key=held.get, default=None)
         out.append(best if best is not None and 2 * held[best] >= w.end - w.start else None)
