@@ -49,7 +49,7 @@ COLUMN_GAP = 0.05
 SPLIT_MIN = 0.87
 # In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
 # module can name an episode's speakers differently.
-NAMING_VERSION = "naming/2"  # clips matched to the episode's channel; a voice split in two named twice
+NAMING_VERSION = "naming/3"  # a split voice does not compete with itself; a name must be its voice's best raw
 CLOSE_NAMES = 0.03  # two enrolled names this close for one voice: warn
 CLOSE_THRESHOLD = 0.02  # a match this close to the threshold: warn
 UNKNOWN = "Unknown"
@@ -176,8 +176,9 @@ def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: 
     true pairs included, so each side is centred on its own voices' mean first (what the episode's voices
     share is the channel, not the person). A pair is then taken when its raw cosine reaches
     MATCH_THRESHOLD, or when its centred cosine is at least CENTRED_MIN and beats every other candidate in
-    its row and column by CENTRED_MARGIN, its raw cosine is at least RAW_FLOOR, and no other voice of the
-    episode comes within COLUMN_GAP of it for that name."""
+    its row and column by CENTRED_MARGIN, its raw cosine is at least RAW_FLOOR and the best of its row, and
+    no other voice of the episode comes within COLUMN_GAP of it for that name. A voice the diarizer split
+    in two (the halves' raw cosine SPLIT_MIN or more) does not compete with itself in the column."""
     from scipy.optimize import linear_sum_assignment
 
     raw = heard @ enrolled[cols].T
@@ -186,17 +187,19 @@ def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: 
     pick = linear_sum_assignment(-(raw if centred is None else centred))
     out = []
     bar = MATCH_THRESHOLD if threshold is None else threshold
+    alike = heard @ heard.T >= SPLIT_MIN
     for i, j in zip(*pick):
         by_raw, by_centred = raw[i, j] >= bar, False
         if centred is not None:
-            others = np.concatenate([np.delete(centred[i], j), np.delete(centred[:, j], i)])
+            rivals = [r for r in range(len(heard)) if r != i and not alike[i, r]]
+            others = np.concatenate([np.delete(centred[i], j), centred[rivals, j]])
             margin = centred[i, j] - (others.max() if len(others) else -1.0)
             # Centring pairs a voice nobody enrolled with a name nobody in the episode has (both differ from
-            # the rest in the same way); the raw cosine must still single this voice out for the name.
-            rivals = np.delete(raw[:, j], i)
-            gap = raw[i, j] - (rivals.max() if len(rivals) else 0.0)
+            # the rest in the same way); the raw cosine must still single this voice out for the name and
+            # this name out for the voice.
+            gap = raw[i, j] - (raw[rivals, j].max() if rivals else 0.0)
             by_centred = bool(centred[i, j] >= CENTRED_MIN and margin >= CENTRED_MARGIN and raw[i, j] >= RAW_FLOOR
-                              and gap >= COLUMN_GAP)
+                              and gap >= COLUMN_GAP and raw[i, j] >= raw[i].max())
         if by_raw or by_centred:
             out.append((int(i), int(cols[j])))
         # Warn on the scores the decision rested on: a match the centred test also makes is not on a knife edge.
