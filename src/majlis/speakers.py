@@ -44,8 +44,9 @@ RAW_FLOOR = 0.6
 # Raw cosine by which a voice must beat the episode's other voices for a name. A voice nobody enrolled
 # paired with an absent one came within 0.00-0.04 of the runner-up; true pairs 0.08-0.17, one 0.037.
 COLUMN_GAP = 0.05
-# Raw cosine between two diarized voices at or above which a left-over one may share a name (split_voices):
-# a reader split in two on a phone line 0.90 between the halves; different readers of one panel <= 0.84.
+# Raw cosine between two diarized voices at or above which they may be halves of one (split_voices, decide):
+# a reader split in two on a phone line 0.90-0.92 between the halves; different readers of one panel <= 0.84
+# clean, but up to 0.90 on the phone line, where the name's own scores must then tell them apart.
 SPLIT_MIN = 0.87
 # In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
 # module can name an episode's speakers differently.
