@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis import channel, speakers
+from majlis import channel, decision, speakers
 from majlis.audio import decode
 from majlis.diarize import Diarization
 from majlis.errors import AudioError, UsageError
@@ -157,7 +157,7 @@ def test_panel_named_by_voice(panel):
     assert len(diarization.labels) == 4, "the number of speakers is estimated, not given"
     naming = name_speakers(samples, diarization, enrollment_dir=SPEAKERS, names={})
     assert sorted(naming.mapping.values()) == sorted(truth["speakers"])
-    assert all(s >= speakers.MATCH_THRESHOLD for s in naming.scores.values()) and len(naming.scores) == 4
+    assert all(s >= decision.PRINT_MATCH for s in naming.scores.values()) and len(naming.scores) == 4
     ier = _ier(truth["turns"], naming.apply(diarization))
     assert ier <= 0.05, f"identification error rate {ier:.3f}"
     # A threshold above every score (say, samples from another microphone judged strictly) names nobody.
@@ -411,24 +411,51 @@ def test_a_voice_split_in_two_takes_its_name_twice():
     # A, split by the diarizer into a long part and a short, noisier one; all on a phone line (raw cosines sink).
     halves = _unit_rows(people[[0, 0]] + rng.standard_normal((2, 64)) / 8 * np.array([[0.2], [0.6]]))
     heard = _unit_rows(np.vstack([halves, people[[1, 2]]]) + 0.8 * line)
-    assert (heard @ enrolled.T).max() < speakers.MATCH_THRESHOLD
-    pairs = speakers.decide(heard, enrolled, [0, 1, 2], None)
+    assert (heard @ enrolled.T).max() < decision.MATCH_THRESHOLD
+    pairs = decision.decide(heard, enrolled, [0, 1, 2], None)
     assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]  # one name, one voice
-    extra = speakers.split_voices(heard, enrolled, [0, 1, 2], pairs)
+    extra = decision.split_voices(heard, enrolled, [0, 1, 2], pairs)
     assert extra == [(1, 0)]
     # The short part, were it someone else (D, nobody enrolled): no one's other half, though every name it
     # could take is held.
     other = heard.copy()
     other[1] = _unit_rows(people[3] + 0.8 * line)
-    pairs = speakers.decide(other, enrolled, [0, 1, 2], None)
+    pairs = decision.decide(other, enrolled, [0, 1, 2], None)
     assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)]
-    assert speakers.split_voices(other, enrolled, [0, 1, 2], pairs) == []
+    assert decision.split_voices(other, enrolled, [0, 1, 2], pairs) == []
     # A part that sounds like A's name but less like A's voice than SPLIT_MIN stays apart.
     loose = heard.copy()
     loose[1] = _unit_rows(people[0] + rng.standard_normal(64) / 8 + 0.8 * line)
-    pairs = speakers.decide(loose, enrolled, [0, 1, 2], None)
-    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)] and loose[1] @ loose[0] < speakers.SPLIT_MIN
-    assert speakers.split_voices(loose, enrolled, [0, 1, 2], pairs) == []
+    pairs = decision.decide(loose, enrolled, [0, 1, 2], None)
+    assert sorted(pairs) == [(0, 0), (2, 1), (3, 2)] and loose[1] @ loose[0] < decision.SPLIT_MIN
+    assert decision.split_voices(loose, enrolled, [0, 1, 2], pairs) == []
+
+
+def test_prints_are_matched_one_to_one_and_a_split_voice_keeps_its_name():
+    """CAM++ prints (decision.match_prints): the cosine itself decides, with no calibration to the episode."""
+    rng = np.random.default_rng(7)
+    people = _unit_rows(rng.standard_normal((4, 64)))
+    enrolled = people[:3]  # A, B, C enrolled; D is not
+
+    def near(rows, cosine):  # unit vectors at about `cosine` to each of `rows`
+        noise = _unit_rows(rng.standard_normal((len(rows), 64)))
+        return _unit_rows(rows * cosine + noise * np.sqrt(1 - cosine**2))
+
+    heard = near(people[[0, 1, 2]], 0.8)
+    assert sorted(decision.match_prints(heard, enrolled, [0, 1, 2])) == [(0, 0), (1, 1), (2, 2)]
+    # Under the bar: nobody takes a name.
+    weak = near(people[[0, 1, 2]], 0.6)
+    assert decision.match_prints(weak, enrolled, [0, 1, 2]) == []
+    # A split into two halves alike by more than PRINT_SPLIT: both halves take A.
+    half = _unit_rows(heard[0] + 0.2 * _unit_rows(rng.standard_normal(64)))
+    assert heard[0] @ half >= decision.PRINT_SPLIT
+    split = np.vstack([heard, half])
+    assert sorted(decision.match_prints(split, enrolled, [0, 1, 2])) == [(0, 0), (1, 1), (2, 2), (3, 0)]
+    # D, nobody enrolled, sounds like no one enough: it stays unnamed though C's name is free.
+    stranger = np.vstack([heard[:2], near(people[[3]], 0.8)])
+    assert sorted(decision.match_prints(stranger, enrolled, [0, 1, 2])) == [(0, 0), (1, 1)]
+    # A name taken by hand is not offered (cols): its voice is left unnamed.
+    assert sorted(decision.match_prints(heard, enrolled, [1, 2])) == [(1, 1), (2, 2)]
 
 
 def _unit_rows(x):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis import speakers
+from majlis import decision, speakers
 from majlis.audio import decode
 from majlis.diarize import get_diarizer
 
@@ -156,17 +156,17 @@ def test_decision_sees_through_a_shared_channel():
     enrolled = _unit(people + 0.7 * studio)
     heard = _unit(people[[2, 0, 1]] + 0.7 * phone)  # the same people in another order, on a phone line
     raw = heard @ enrolled.T
-    assert raw.max() < speakers.MATCH_THRESHOLD  # a fixed bar names nobody
-    assert sorted(speakers.decide(heard, enrolled, [0, 1, 2], None)) == [(0, 2), (1, 0), (2, 1)]
+    assert raw.max() < decision.MATCH_THRESHOLD  # a fixed bar names nobody
+    assert sorted(decision.decide(heard, enrolled, [0, 1, 2], None)) == [(0, 2), (1, 0), (2, 1)]
     # A number given by the caller is a plain bar and nothing else.
-    assert speakers.decide(heard, enrolled, [0, 1, 2], 0.9) == []
+    assert decision.decide(heard, enrolled, [0, 1, 2], 0.9) == []
 
 
 def test_close_names_and_close_threshold_warn(caplog):
     heard = _unit([[1.0, 0.0, 0.0]])
     enrolled = _unit([[0.91, 0.4146, 0.0], [0.905, 0.0, 0.4254]])  # cosines 0.91 and 0.905
     with caplog.at_level(logging.WARNING, logger="majlis"):
-        pairs = speakers.decide(heard, enrolled, [0, 1], None, rows=["SPEAKER_00"], names=["Tahir", "Pannier"])
+        pairs = decision.decide(heard, enrolled, [0, 1], None, rows=["SPEAKER_00"], names=["Tahir", "Pannier"])
     assert pairs == [(0, 0)]
     lines = [r.getMessage() for r in caplog.records]
     assert any("as much like Tahir (0.910) as Pannier (0.905)" in m for m in lines), lines

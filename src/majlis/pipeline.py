@@ -90,6 +90,10 @@ class Engines:
                 diarizer = get_diarizer(
                     options.diarizer, pipeline=options.pipeline, hf_token=options.hf_token, device=options.device
                 )
+                if options.speakers_dir is not None:
+                    from . import campplus
+
+                    campplus.load()  # the voice-print model, with the other engines, not in the first file
             if beside and asr.holds_gil and asr.respawn:  # whisper that fell back to sphinx
                 from .asr.child import ChildProcessAsr
 

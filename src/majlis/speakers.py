@@ -2,10 +2,11 @@
 
 Enrollment is local: DIR/<Name>.<ext> or DIR/<Name>/*.<ext>, any audio ffmpeg reads. The clips are first
 brought to the episode's channel (channel.py: where the episode carries nothing, a phone line's 300-3,400 Hz
-band say, the clip is attenuated to match), then embedded. Each diarized speaker
-is embedded from its own (overlap-free) speech with the resemblyzer encoder, compared by cosine similarity
-with every enrolled voice, and the pairs are chosen by an optimal one-to-one assignment. A speaker whose
-assigned voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance.
+band say, the clip is attenuated to match), then embedded with CAM++ (campplus.py). Each diarized speaker
+is embedded from its own (overlap-free) detected speech, compared by cosine similarity with every enrolled
+voice, and the pairs are chosen by an optimal one-to-one assignment (decision.py). A speaker whose assigned
+voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance. Voiceprints
+from the voice library are resemblyzer embeddings, and are compared as such.
 """
 
 from __future__ import annotations
@@ -22,40 +23,19 @@ import numpy as np
 from .audio import SAMPLE_RATE, decode, is_audio_path
 from .channel import apply_gain, channel_gain, speech_spectrum
 from .diarize import Diarization
+from .decision import decide, match_prints, split_voices
 from .errors import AudioError, UsageError
 from .types import Turn
 
 log = logging.getLogger("majlis")
 
-# Cosine similarity (resemblyzer voice embeddings) at or above which a diarized speaker takes an enrolled
-# name. Measured: flite voices against their own enrollment (other sentences) 0.97-0.99 (demo panel, 12
-# sox-shifted flite voices, an unseen flite conversation); different flite voices <= 0.80 on the demo,
-# <= 0.86 across the shifted set and 0.88 for one voice against itself three semitones higher. Real speech
-# (pyannote's sample.wav, one session): a speaker's two halves 0.95, the two speakers 0.82-0.86. 0.90 sits
-# between; enrollment recorded on another microphone scores lower, so callers may pass a lower threshold.
-MATCH_THRESHOLD = 0.90
-# The calibrated decision (see `decide`), from real voices (bench/panels.py, LibriSpeech readers): centred
-# cosines of a voice and its own sample 0.63-0.94 on the same channel and 0.31-0.49 when the episode is a
-# 32 kbps phone line, of different people <= 0.09 (<= 0.03 across channels); raw cosines across channels
-# 0.66-0.78 for the same person.
-CENTRED_MIN = 0.2
-CENTRED_MARGIN = 0.15
-RAW_FLOOR = 0.6
-# Raw cosine by which a voice must beat the episode's other voices for a name. A voice nobody enrolled
-# paired with an absent one came within 0.00-0.04 of the runner-up; true pairs 0.08-0.17, one 0.037.
-COLUMN_GAP = 0.05
-# Raw cosine between two diarized voices at or above which they may be halves of one (split_voices, decide):
-# a reader split in two on a phone line 0.90-0.92 between the halves; different readers of one panel <= 0.84
-# clean, but up to 0.90 on the phone line, where the name's own scores must then tell them apart.
-SPLIT_MIN = 0.87
 # In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
 # module can name an episode's speakers differently.
-NAMING_VERSION = "naming/3"  # a split voice does not compete with itself; a name must be its voice's best raw
-CLOSE_NAMES = 0.03  # two enrolled names this close for one voice: warn
-CLOSE_THRESHOLD = 0.02  # a match this close to the threshold: warn
+NAMING_VERSION = "naming/4"  # --speakers clips: CAM++ prints (decision.match_prints)
 UNKNOWN = "Unknown"
 ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
 MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
+PRINT_SECONDS = 60.0  # of a diarized speaker's speech, for a CAM++ print: twenty 3 s windows, a second of CPU
 NAMING_STEP = 120  # frames: naming averages whole voices, so its windows need not overlap
 
 
@@ -116,20 +96,25 @@ def name_speakers(
     threshold: float | None = None,
     voices: Mapping[str, np.ndarray] | None = None,
 ) -> Naming:
-    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir` (or, without
-    it, the voiceprints `voices`: name -> unit embedding, from the voice library).
-    `threshold` None: the calibrated decision (see `decide`); a number: a plain cosine bar, nothing else."""
+    """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir` (CAM++
+    prints, decision.match_prints) or, without it, the voiceprints `voices` (name -> unit resemblyzer
+    embedding, from the voice library; decision.decide). `threshold`: the cosine a pair needs instead of the
+    default (for library voiceprints, a plain bar in place of the calibrated decision)."""
     labels = _first_appearance(diarization)
     stray = sorted(set(names) - set(labels))
     if stray:
         log.warning("--names: no speaker %s in this recording (it has %s)", ", ".join(stray),
                     ", ".join(labels) or "none")
     mapping = {lab: names.get(lab, lab) for lab in labels}
+    # Clips at hand: CAM++ prints, which tell people apart without calibrating to the episode. The voice
+    # library keeps resemblyzer embeddings (no audio), so its voiceprints go through `decide`.
+    by_prints = enrollment_dir is not None
     if enrollment_dir is not None:
         # The clips are at hand: heard through this episode's channel first. (The voice library keeps
         # embeddings, not audio, so its voiceprints are compared as recorded.)
         spans = [(t.start, t.end) for t in diarization.exclusive] or None
-        voices = enrollment(Path(enrollment_dir), channel=speech_spectrum(samples, spans))
+        channel = speech_spectrum(samples, spans)
+        voices = (enrolled_prints if by_prints else enrollment)(Path(enrollment_dir), channel=channel)
     if not voices:
         return Naming(mapping, {})
     taken = {names[lab] for lab in labels if lab in names}
@@ -138,15 +123,18 @@ def name_speakers(
     scores: dict[str, float] = {}
     matched: dict[str, str] = {}
     if candidates and open_labels:
-        embedded = _cluster_voices(samples, diarization, open_labels)
+        embedded = (_cluster_prints if by_prints else _cluster_voices)(samples, diarization, open_labels)
         rows = [lab for lab in open_labels if embedded[lab] is not None]
         if rows:
             heard = np.stack([embedded[lab] for lab in rows])
             enrolled = np.stack([voices[n] for n in voices])
             cols = [list(voices).index(n) for n in candidates]
-            pairs = decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices))
-            if threshold is None:
-                pairs += split_voices(heard, enrolled, cols, pairs)
+            if by_prints:
+                pairs = match_prints(heard, enrolled, cols, threshold, rows=rows, names=list(voices))
+            else:
+                pairs = decide(heard, enrolled, cols, threshold, rows=rows, names=list(voices))
+                if threshold is None:
+                    pairs += split_voices(heard, enrolled, cols, pairs)
             for i, j in pairs:
                 matched[rows[i]] = list(voices)[j]
                 scores.setdefault(list(voices)[j], round(float(heard[i] @ enrolled[j]), 4))
@@ -160,104 +148,30 @@ def name_speakers(
     return Naming(mapping, scores)
 
 
-def _centred(X: np.ndarray) -> np.ndarray | None:
-    if len(X) < 2:
-        return None
-    Z = X - X.mean(axis=0)
-    return Z / np.maximum(np.linalg.norm(Z, axis=1, keepdims=True), 1e-9)
-
-
-def decide(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: float | None, *,
-           rows: list[str] | None = None, names: list[str] | None = None) -> list[tuple[int, int]]:
-    """(row of `heard`, row of `enrolled`) pairs: which diarized voice takes which enrolled name. Voices and
-    names are paired one-to-one (optimal assignment); `cols` are the names still free.
-
-    With a `threshold`, a pair needs that raw cosine. Without, the decision calibrates itself to the two
-    recordings: raw cosines across channels (a studio sample, a 32 kbps phone episode) sink for everyone,
-    true pairs included, so each side is centred on its own voices' mean first (what the episode's voices
-    share is the channel, not the person). A pair is then taken when its raw cosine reaches
-    MATCH_THRESHOLD, or when its centred cosine is at least CENTRED_MIN and beats every other candidate in
-    its row and column by CENTRED_MARGIN, its raw cosine is at least RAW_FLOOR and the best of its row, and
-    no other voice of the episode comes within COLUMN_GAP of it for that name. A voice the diarizer split
-    in two (the halves' raw cosine SPLIT_MIN or more) does not compete with itself in the column."""
-    from scipy.optimize import linear_sum_assignment
-
-    raw = heard @ enrolled[cols].T
-    a, b = _centred(heard), _centred(enrolled)
-    centred = None if threshold is not None or a is None or b is None else a @ b[cols].T
-    pick = linear_sum_assignment(-(raw if centred is None else centred))
-    out = []
-    bar = MATCH_THRESHOLD if threshold is None else threshold
-    alike = heard @ heard.T >= SPLIT_MIN
-    for i, j in zip(*pick):
-        by_raw, by_centred = raw[i, j] >= bar, False
-        if centred is not None:
-            rivals = [r for r in range(len(heard)) if r != i and not alike[i, r]]
-            others = np.concatenate([np.delete(centred[i], j), centred[rivals, j]])
-            margin = centred[i, j] - (others.max() if len(others) else -1.0)
-            # Centring pairs a voice nobody enrolled with a name nobody in the episode has (both differ from
-            # the rest in the same way); the raw cosine must still single this voice out for the name and
-            # this name out for the voice.
-            gap = raw[i, j] - (raw[rivals, j].max() if rivals else 0.0)
-            by_centred = bool(centred[i, j] >= CENTRED_MIN and margin >= CENTRED_MARGIN and raw[i, j] >= RAW_FLOOR
-                              and gap >= COLUMN_GAP and raw[i, j] >= raw[i].max())
-        if by_raw or by_centred:
-            out.append((int(i), int(cols[j])))
-        # Warn on the scores the decision rested on: a match the centred test also makes is not on a knife edge.
-        _warn_if_close(raw if centred is None else centred, raw, i, j, bar, by_raw or by_centred,
-                       not by_centred, rows, names, cols)
-    return out
-
-
-def split_voices(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], pairs: list[tuple[int, int]]
-                 ) -> list[tuple[int, int]]:
-    """More (row, name) pairs for voices `decide` left unnamed: one the diarizer split off a named voice
-    takes that name too. A left-over voice qualifies when, centred as `decide` centres, its best name is one
-    already taken, by at least CENTRED_MIN and CENTRED_MARGIN over its other names, with a raw cosine of
-    RAW_FLOOR or more, and it sounds like the voice holding that name (raw cosine SPLIT_MIN or more) more
-    than like any other voice of the episode."""
-    a, b = _centred(heard), _centred(enrolled)
-    if a is None or b is None:
-        return []
-    holder = {j: i for i, j in pairs}
-    centred, raw, voices = a @ b[cols].T, heard @ enrolled[cols].T, heard @ heard.T
-    out = []
-    for i in range(len(heard)):
-        if i in {r for r, _ in pairs}:
-            continue
-        k = int(np.argmax(centred[i]))
-        j = cols[k]
-        if j not in holder:
-            continue
-        others = np.delete(centred[i], k)
-        alike = np.delete(voices[i], i)
-        if (centred[i, k] >= CENTRED_MIN and centred[i, k] - (others.max() if len(others) else -1.0) >= CENTRED_MARGIN
-                and raw[i, k] >= RAW_FLOOR and voices[i, holder[j]] >= SPLIT_MIN
-                and voices[i, holder[j]] >= alike.max()):
-            log.info("speakers: voice %d is %s's too (a split of one voice: %.3f alike)", i, j, voices[i, holder[j]])
-            out.append((i, j))
-    return out
-
-
-def _warn_if_close(score, raw, i, j, bar, ok, on_bar, rows, names, cols) -> None:
-    """One line when a voice scores two names within CLOSE_NAMES of each other, or when a decision that
-    rests on the raw bar (`on_bar`) sits within CLOSE_THRESHOLD of it."""
-    who = rows[i] if rows else f"voice {i}"
-    name = names[cols[j]] if names else f"name {cols[j]}"
-    order = np.argsort(-score[i])
-    if len(order) > 1 and score[i, order[0]] - score[i, order[1]] < CLOSE_NAMES:
-        first, second = (names[cols[k]] if names else str(k) for k in order[:2])
-        log.warning("speakers: %s sounds as much like %s (%.3f) as %s (%.3f); check who it is", who, first,
-                    raw[i, order[0]], second, raw[i, order[1]])
-    if on_bar and abs(raw[i, j] - bar) < CLOSE_THRESHOLD:
-        log.warning("speakers: %s %s %s at %.3f, within %.2f of the %.2f threshold; check who it is", who,
-                    "named" if ok else "not named", name, raw[i, j], CLOSE_THRESHOLD, bar)
-
-
 def _cluster_voices(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
     groups = {lab: [(t.start, t.end) for t in diarization.exclusive if t.speaker == lab] for lab in labels}
     # Naming is the recording's last use: what diarization kept of it is let go.
     return voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS, remember=False)
+
+
+def _cluster_prints(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
+    """Label -> CAM++ print of its detected speech, from at most PRINT_SECONDS spread over the recording."""
+    from . import campplus
+    from .diarize.vad import _runs
+    from .voice import analyse
+
+    speech = analyse(samples, remember=False).speech  # naming is the recording's last use: let it go
+    out = {}
+    for lab in labels:
+        mask = np.zeros_like(speech)
+        for t in diarization.exclusive:
+            if t.speaker == lab:
+                mask[max(0, round(t.start * 100)) : max(0, round(t.end * 100))] = True
+        runs = [(a / 100, b / 100) for a, b in _runs(mask & speech)]
+        total = sum(b - a for a, b in runs)
+        step = max(1, int(np.ceil(total / PRINT_SECONDS)))  # every step-th run: the whole recording, not its start
+        out[lab] = campplus.voice(samples, runs[::step], max_seconds=PRINT_SECONDS, min_speech=0.5)
+    return out
 
 
 def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None = None,
@@ -382,6 +296,22 @@ def _matched_embedding(clip: _Clip, channel: np.ndarray) -> np.ndarray:
     emb = voice_embeddings(apply_gain(clip.samples, gain), {0: None}, min_speech=ENROLL_MIN_SPEECH,
                            remember=False)[0]
     return clip.embedding if emb is None else emb
+
+
+def enrolled_prints(folder: Path, channel: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Name -> unit mean of the CAM++ prints of its clips, each heard through the episode's `channel` first."""
+    from . import campplus
+
+    clips, _ = _enrolled_clips(folder)
+    out = {}
+    for name, cs in clips.items():
+        prints = []
+        for c in cs:
+            gain = None if channel is None or c.spectrum is None else channel_gain(channel, c.spectrum)
+            x = apply_gain(c.samples, gain) if gain is not None and (gain < 0).any() else c.samples
+            prints.append(campplus.voice(x, None, min_speech=0.0))
+        out[name] = _unit_mean(prints)
+    return out
 
 
 def _unit_mean(embs) -> np.ndarray:

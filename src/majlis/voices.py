@@ -3,9 +3,9 @@
     <library>/voices.json                   the manifest: schema, library id, version, name -> file
     <library>/<slug>.<version>.voice.json   one voiceprint per person: the samples it was made from
 
-A voiceprint is the unit mean of its samples' resemblyzer embeddings, exactly as `--speakers` makes one from
-its clips (speakers._enroll), and naming from the library goes through the same one-to-one decision
-(speakers.name_speakers / speakers.decide): same scores, same threshold. Samples come from clips
+A voiceprint is the unit mean of its samples' resemblyzer embeddings (speakers._enroll), and naming from the
+library goes through the calibrated one-to-one decision for them (decision.decide). `--speakers` clips, which
+keep their audio, are compared as CAM++ prints instead (decision.match_prints). Samples come from clips
 (`majlis voices add`) or from a speaker of an episode already transcribed (samples.py: `majlis voices from`,
 `majlis rename --learn`), embedded from that speaker's own words as naming embeds a diarized speaker.
 

