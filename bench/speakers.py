@@ -4,6 +4,7 @@ clean and as a 32 kbps telephone-band episode named from studio samples.
 
     python bench/speakers.py [--quick] [--out-dir bench/results]
     python bench/speakers.py --unseen      # panels of seeds 10-17: no rule was chosen on them
+    python bench/speakers.py --naming      # naming alone, CAM++ against resemblyzer, panels of seeds 0-17
 
 Writes speakers.json: per case DER (0.25 s collar and none), words on the right speaker (one-to-one label
 mapping, and by name where voices were enrolled), speakers found, overlap coverage and the diarizer's
@@ -135,6 +136,62 @@ def panel_cases(diarizer, seeds, seconds: float, cases: dict) -> None:
                 print(variant, seed, json.dumps(cases[f"panel{seed}-{len(readers)}w-{variant}"]), file=sys.stderr)
 
 
+def _resemblyzer_naming(x, d, folder):
+    """Label -> name by the resemblyzer decision, the one voice-library prints get (speakers.decide), from the
+    same clips: what `--speakers` named with before CAM++ prints."""
+    from majlis import decision, speakers as S
+    from majlis.channel import speech_spectrum
+
+    labels = S._first_appearance(d)
+    voices = S.enrollment(folder, channel=speech_spectrum(x, [(t.start, t.end) for t in d.exclusive]))
+    embedded = S.voice_embeddings(x, {lab: [(t.start, t.end) for t in d.exclusive if t.speaker == lab]
+                                      for lab in labels}, step=S.NAMING_STEP, max_windows=S.MAX_WINDOWS)
+    rows = [lab for lab in labels if embedded[lab] is not None]
+    heard, enrolled = np.stack([embedded[lab] for lab in rows]), np.stack(list(voices.values()))
+    cols = list(range(len(voices)))
+    pairs = decision.decide(heard, enrolled, cols, None)
+    pairs += decision.split_voices(heard, enrolled, cols, pairs)
+    return {rows[i]: list(voices)[j] for i, j in pairs}
+
+
+def naming_cases(diarizer, seeds) -> dict:
+    """Naming alone, both encoders, on the real-voice panels of `seeds`, clean and on the phone line: per
+    diarized voice (by the reader it holds most of), named right, wrong or not at all; the readers nobody was
+    named for; and, with one reader's samples swapped for an absent reader's, whether her voice took a name."""
+    from majlis.speakers import name_speakers
+
+    sets = [panels.WOMEN[:3], panels.WOMEN[2:5], panels.WOMEN[:4], panels.WOMEN[1:4]]
+    out = {"campplus": {}, "resemblyzer": {}}
+    for seed in seeds:
+        readers = sets[seed % len(sets)]
+        panel = panels.make_panel(seed, readers, seconds=60.0)
+        absent = next(r for r in panels.WOMEN if r not in readers)
+        clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = enroll_dir(panel.enrollment, Path(tmp) / "all")
+            mixed = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips}, Path(tmp) / "mixed")
+            for variant, x in (("clean", panel.samples), ("phone32k", panels.telephone(panel.samples))):
+                d = diarizer.diarize(x)
+                truth = majority(panel.turns, d)
+                for encoder in out:
+                    if encoder == "campplus":
+                        mine, other = (name_speakers(x, d, enrollment_dir=f, names={}).mapping for f in (folder, mixed))
+                    else:
+                        mine, other = (_resemblyzer_naming(x, d, f) for f in (folder, mixed))
+                    out[encoder][f"panel{seed}-{variant}"] = {
+                        "voices": len(truth),
+                        "right": sum(mine.get(lab) == ref for lab, ref in truth.items()),
+                        "wrong": sum(lab in mine and mine[lab] != ref for lab, ref in truth.items()),
+                        "readers_missed": sum(r not in mine.values() for r in readers),
+                        "stranger_named": any(other.get(lab) in (*readers, absent) for lab, ref in truth.items()
+                                              if ref == readers[-1]),
+                        "others_named_right": all(other.get(lab) == ref for lab, ref in truth.items()
+                                                  if ref != readers[-1]),
+                    }
+                print(variant, seed, {e: out[e][f"panel{seed}-{variant}"] for e in out}, file=sys.stderr)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one panel of 30 s instead of four of 60 s")
@@ -143,6 +200,9 @@ def main(argv=None) -> int:
     ap.add_argument("--unseen", action="store_true",
                     help="only the real-voice panels of seeds 10-17, which no rule was chosen on "
                          "(writes speakers_unseen.json)")
+    ap.add_argument("--naming", action="store_true",
+                    help="only naming, CAM++ prints against resemblyzer's calibrated decision, on the real-voice "
+                         "panels of seeds 0-17 (writes speakers_naming.json)")
     args = ap.parse_args(argv)
 
     import common
@@ -153,6 +213,10 @@ def main(argv=None) -> int:
 
     diarizer = get_diarizer("builtin")
     cases = {}
+    if args.naming:
+        common.write_result("speakers_naming", {"quick": False, "encoders": naming_cases(diarizer, range(18))},
+                            args.out_dir)
+        return 0
     if args.unseen:
         panel_cases(diarizer, range(10, 18), 60.0, cases)
         common.write_result("speakers_unseen", {"quick": False, "cases": cases}, args.out_dir)

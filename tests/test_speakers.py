@@ -458,6 +458,19 @@ def test_prints_are_matched_one_to_one_and_a_split_voice_keeps_its_name():
     assert sorted(decision.match_prints(heard, enrolled, [1, 2])) == [(1, 1), (2, 2)]
 
 
+def test_prints_warn_on_close_names_only_where_a_name_is_near(caplog):
+    import logging
+
+    heard = _unit_rows([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    enrolled = _unit_rows([[0.80, 0.6, 0.0], [0.79, -0.613, 0.0]])  # voice 0: cosines 0.80 and 0.79
+    with caplog.at_level(logging.WARNING, logger="majlis"):
+        pairs = decision.match_prints(heard, enrolled, [0, 1], rows=["SPEAKER_00", "SPEAKER_01"], names=["A", "B"])
+    assert pairs == [(0, 0)]
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("SPEAKER_00 sounds as much like A (0.800) as B (0.790)" in m for m in lines), lines
+    assert not any("SPEAKER_01" in m for m in lines), lines  # 0 to both names: Unknown, nothing to check
+
+
 def _unit_rows(x):
     x = np.asarray(x, float)
     return x / np.linalg.norm(x, axis=-1, keepdims=True)

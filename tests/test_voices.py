@@ -77,6 +77,39 @@ def test_add_list_remove_and_version(tmp_path):
     assert len(list(lib.path.glob("*.voice.json"))) == 1
 
 
+def test_prints_are_kept_and_a_library_older_than_them_still_names(tmp_path, caplog):
+    """Samples carry a CAM++ print beside the resemblyzer embedding; naming compares prints when every person
+    has one, and a library made before prints existed keeps naming through resemblyzer's decision."""
+    import logging
+
+    from majlis import pipeline
+    from majlis.diarize import Diarization
+
+    def with_print(seed):
+        p = np.random.default_rng(100 + seed).standard_normal(192)
+        return {**sample(seed), "print": (p / np.linalg.norm(p)).tolist()}
+
+    lib = VoiceLibrary(tmp_path / "voices")
+    lib.add("Tahir", [with_print(1), with_print(2)])
+    lib.add("Pannier", [with_print(3)])
+    snap = lib.snapshot()
+    mean = np.mean([with_print(1)["print"], with_print(2)["print"]], axis=0)
+    assert np.allclose(snap.voices()["Tahir"], mean / np.linalg.norm(mean), atol=1e-6)
+    assert {len(v) for v in snap.voices().values()} == {192}
+    # One sample without a print (added before prints existed): the person, and so the library, has none.
+    lib.add("Pannier", [sample(4)])
+    old = lib.snapshot()
+    assert old.prints == () and {len(v) for v in old.voices().values()} == {256}
+    assert old.fingerprint != snap.fingerprint
+    # Naming from it still runs (resemblyzer's decision), and says once why the names may be worse.
+    samples_ = np.zeros(16000 * 3, np.float32)
+    d = Diarization((Turn("SPEAKER_00", 0.0, 3.0),), (Turn("SPEAKER_00", 0.0, 3.0),))
+    with caplog.at_level(logging.WARNING, logger="majlis"):
+        naming = pipeline.naming_stage(samples_, d, pipeline.Options(voices=old))
+    assert naming.mapping == {"SPEAKER_00": "Unknown 1"}
+    assert any("predate CAM++ prints" in r.getMessage() for r in caplog.records), caplog.records
+
+
 def test_errors_are_one_line_and_change_nothing(tmp_path):
     lib = VoiceLibrary(tmp_path / "voices")
     with pytest.raises(VoiceError, match="it is empty"):
@@ -245,7 +278,7 @@ def test_voices_commands_do_not_load_engines():
 def test_library_from_clips_is_what_speakers_dir_enrolls(tmp_path):
     """`voices add` with a person's clips gives the voiceprint `--speakers` makes of the same clips, so naming
     from the library is naming from --speakers: same scores, same decision."""
-    from majlis.speakers import enrollment
+    from majlis.speakers import enrolled_prints
 
     clips = {r: panels.reader_clips(r)[:2] for r in ("1998", "2414")}
     folder = tmp_path / "speakers"
@@ -258,7 +291,7 @@ def test_library_from_clips_is_what_speakers_dir_enrolls(tmp_path):
     proc = majlis("voices", "list", "--voices", str(tmp_path / "voices"))
     assert "version 2, 2 people" in proc.stdout, proc.stdout
     library = VoiceLibrary(tmp_path / "voices").snapshot().voices()
-    enrolled = enrollment(folder)
+    enrolled = enrolled_prints(folder)
     for r in clips:
         assert float(library[r] @ enrolled[r]) > 0.99999
 
@@ -325,7 +358,8 @@ def test_enrolled_from_corrections_named_in_the_next_episode(tmp_path):
     assert named == {**{KNOWN[r]: r for r in KNOWN}, "Unknown 1": STRANGER}, named
     assert sorted(doc["speakers"]) == sorted([*KNOWN.values(), "Unknown 1"])
     assert doc["metadata"]["voice_library_version"] == "4"
-    assert all(doc["speaker_scores"][n] >= 0.9 for n in KNOWN.values()), doc["speaker_scores"]
+    # CAM++ prints learned from one episode, heard in the next: 0.89-0.95 measured, the bar 0.72.
+    assert all(doc["speaker_scores"][n] >= 0.85 for n in KNOWN.values()), doc["speaker_scores"]
 
     # The stranger learned from episode 2; batch re-names it from the stage caches transcribe left.
     proc = majlis("voices", "from", "out/ep2.json", "Unknown 1", "--as", "Ana", cwd=tmp_path)

@@ -22,6 +22,7 @@ MODEL = "campplus.onnx"
 MODEL_SHA256 = "fe019587df37560b5572e0ea4cbe3f825654442dd9eafbe504735c6b7cd7fba1"
 FRAME, SHIFT, NFFT = 400, 160, 512  # Kaldi's 25 ms window, 10 ms shift, rounded up to a power of two
 MELS = 80
+DIM = 192  # a print's length (resemblyzer's embeddings have 256: naming tells the two apart by it)
 PREEMPHASIS = 0.97
 LOW_FREQ = 20.0
 BATCH = 8  # pieces per onnxruntime call: the first layers hold 32 x 80 x frames floats per piece
@@ -90,7 +91,7 @@ def fbank(samples: np.ndarray) -> np.ndarray:
 
 def embed(segments: list[np.ndarray]) -> np.ndarray:
     """(len(segments), 192) float32 unit embeddings, one per segment of 16 kHz float samples."""
-    out = np.zeros((len(segments), 192), np.float32)
+    out = np.zeros((len(segments), DIM), np.float32)
     if not segments:
         return out
     feats = [fbank(s) for s in segments]

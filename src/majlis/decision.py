@@ -157,7 +157,8 @@ def match_prints(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], thres
         ok = raw[i, j] >= bar and raw[i, j] >= raw[i].max() and (not rivals or raw[i, j] >= raw[rivals, j].max())
         if ok:
             out.append((int(i), int(cols[j])))
-        _warn_if_close(raw, raw, i, j, bar, ok, True, rows, names, cols)
+        if raw[i].max() >= bar - CLOSE_THRESHOLD:  # a voice no name comes near is Unknown, whichever is closest
+            _warn_if_close(raw, raw, i, j, bar, ok, True, rows, names, cols)
     holder = {j: i for i, j in out}
     for i in sorted(set(range(len(heard))) - {i for i, _ in out}):
         k = int(np.argmax(raw[i]))

@@ -156,6 +156,10 @@ def diarize_stage(
 
 def naming_stage(samples: np.ndarray, diarization: Diarization, options: Options) -> Naming:
     library = options.voices if options.speakers_dir is None else None
+    if library is not None and not library.prints:
+        log.warning("voice library %s: some voiceprints predate CAM++ prints, so names come from the older "
+                    "resemblyzer decision; `majlis voices add NAME CLIP... --replace` renews a voiceprint",
+                    library.path)
     naming = name_speakers(samples, diarization, enrollment_dir=options.speakers_dir, names=options.names,
                            threshold=options.match_threshold, voices=library.voices() if library else None)
     return Naming(naming.mapping, naming.scores, library.metadata()) if library else naming

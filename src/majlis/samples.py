@@ -31,13 +31,17 @@ def check_clips(clips: Sequence[str | os.PathLike]) -> list:
 
 
 def clip_samples(clips: Sequence[str | os.PathLike], probes: Sequence | None = None) -> list[dict]:
-    """One sample per clip, embedded as `--speakers` embeds its clips (speakers._enroll)."""
-    from .speakers import _enroll
+    """One sample per clip, embedded as `--speakers` embeds its clips (speakers.clip_sample)."""
+    from .speakers import clip_sample
 
     paths = [Path(c) for c in clips]
     probes = probes if probes is not None else check_clips(paths)
-    return [{"source": str(p.resolve()), "seconds": round(float(probe.duration or 0.0), 2),
-             "embedding": [float(x) for x in _enroll([p])]} for p, probe in zip(paths, probes)]
+    out = []
+    for p, probe in zip(paths, probes):
+        embedding, voice_print = clip_sample(p)
+        out.append({"source": str(p.resolve()), "seconds": round(float(probe.duration or 0.0), 2),
+                    "embedding": [float(x) for x in embedding], "print": [float(x) for x in voice_print]})
+    return out
 
 
 @dataclass(frozen=True)
@@ -135,11 +139,11 @@ def episode_voice(episode: str | os.PathLike, speaker: str, *, index_dir=None, t
 
 
 def embed_episode_voices(found: Sequence[EpisodeVoice]) -> list[dict]:
-    """One sample per EpisodeVoice, embedded as naming embeds a diarized speaker (speakers._cluster_voices:
-    the same windows, step and cap), so a voice learned from an episode is what naming will hear next time.
+    """One sample per EpisodeVoice, embedded as naming embeds a diarized speaker (speakers.speech_prints, and
+    _cluster_voices' windows, step and cap), so a voice learned from an episode is what naming will hear next time.
     Each recording is decoded once."""
     from .audio import decode
-    from .speakers import MAX_WINDOWS, NAMING_STEP, voice_embeddings
+    from .speakers import MAX_WINDOWS, NAMING_STEP, speech_prints, voice_embeddings
 
     out: list[dict | None] = [None] * len(found)
     by_audio: dict[Path, list[int]] = {}
@@ -147,15 +151,17 @@ def embed_episode_voices(found: Sequence[EpisodeVoice]) -> list[dict]:
         by_audio.setdefault(v.audio, []).append(i)
     for audio, which in by_audio.items():
         samples = decode(audio)
-        embs = voice_embeddings(samples, {i: list(found[i].spans) for i in which}, step=NAMING_STEP,
-                                max_windows=MAX_WINDOWS, min_speech=MIN_SECONDS, remember=False)
+        groups = {i: list(found[i].spans) for i in which}
+        # The analysis is kept for speech_prints, which lets it go.
+        embs = voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS, min_speech=MIN_SECONDS)
+        prints = speech_prints(samples, groups, min_speech=MIN_SECONDS)
         for i in which:
             v = found[i]
-            if embs[i] is None:
+            if embs[i] is None or prints[i] is None:
                 raise VoiceError(f"{v.speaker} in episode {v.episode!r}: too little clear speech to take a voice "
                                  f"from ({v.seconds:.1f} s of words, need {MIN_SECONDS:.0f} s of speech)")
             out[i] = {"source": f"{v.episode}:{v.speaker}", "seconds": round(v.seconds, 2),
-                      "embedding": [float(x) for x in embs[i]]}
+                      "embedding": [float(x) for x in embs[i]], "print": [float(x) for x in prints[i]]}
     return [s for s in out if s is not None]
 
 

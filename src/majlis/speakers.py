@@ -97,18 +97,18 @@ def name_speakers(
     voices: Mapping[str, np.ndarray] | None = None,
 ) -> Naming:
     """Display names for a diarization's labels: `names` first, then voices from `enrollment_dir` (CAM++
-    prints, decision.match_prints) or, without it, the voiceprints `voices` (name -> unit resemblyzer
-    embedding, from the voice library; decision.decide). `threshold`: the cosine a pair needs instead of the
-    default (for library voiceprints, a plain bar in place of the calibrated decision)."""
+    prints, decision.match_prints) or, without it, the voice library's `voices` (name -> unit CAM++ print, or
+    resemblyzer embedding for a library older than prints: decision.decide). `threshold`: the cosine a pair
+    needs instead of the default (for resemblyzer embeddings, a plain bar instead of the calibration)."""
     labels = _first_appearance(diarization)
     stray = sorted(set(names) - set(labels))
     if stray:
         log.warning("--names: no speaker %s in this recording (it has %s)", ", ".join(stray),
                     ", ".join(labels) or "none")
     mapping = {lab: names.get(lab, lab) for lab in labels}
-    # Clips at hand: CAM++ prints, which tell people apart without calibrating to the episode. The voice
-    # library keeps resemblyzer embeddings (no audio), so its voiceprints go through `decide`.
-    by_prints = enrollment_dir is not None
+    # CAM++ prints, which tell people apart without calibrating to the episode: the clips' own, or the voice
+    # library's. A library whose samples predate prints has resemblyzer embeddings only: they go through `decide`.
+    by_prints = enrollment_dir is not None or (bool(voices) and len(next(iter(voices.values()))) == _print_dim())
     if enrollment_dir is not None:
         # The clips are at hand: heard through this episode's channel first. (The voice library keeps
         # embeddings, not audio, so its voiceprints are compared as recorded.)
@@ -154,23 +154,35 @@ def _cluster_voices(samples: np.ndarray, diarization: Diarization, labels: list[
     return voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS, remember=False)
 
 
+def _print_dim() -> int:
+    from .campplus import DIM
+
+    return DIM
+
+
 def _cluster_prints(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
-    """Label -> CAM++ print of its detected speech, from at most PRINT_SECONDS spread over the recording."""
+    groups = {lab: [(t.start, t.end) for t in diarization.exclusive if t.speaker == lab] for lab in labels}
+    return speech_prints(samples, groups)
+
+
+def speech_prints(samples: np.ndarray, groups: Mapping, *, min_speech: float = 0.5) -> dict:
+    """{key: [(start, end), ...] seconds} -> key: CAM++ print of the detected speech inside those spans, from
+    at most PRINT_SECONDS spread over the recording (None under `min_speech` seconds of it). This is the
+    recording's last use (naming, a voice taken from an episode): what diarizing it kept is let go."""
     from . import campplus
     from .diarize.vad import _runs
     from .voice import analyse
 
-    speech = analyse(samples, remember=False).speech  # naming is the recording's last use: let it go
+    speech = analyse(samples, remember=False).speech
     out = {}
-    for lab in labels:
+    for key, spans in groups.items():
         mask = np.zeros_like(speech)
-        for t in diarization.exclusive:
-            if t.speaker == lab:
-                mask[max(0, round(t.start * 100)) : max(0, round(t.end * 100))] = True
+        for a, b in spans:
+            mask[max(0, round(a * 100)) : max(0, round(b * 100))] = True
         runs = [(a / 100, b / 100) for a, b in _runs(mask & speech)]
         total = sum(b - a for a, b in runs)
         step = max(1, int(np.ceil(total / PRINT_SECONDS)))  # every step-th run: the whole recording, not its start
-        out[lab] = campplus.voice(samples, runs[::step], max_seconds=PRINT_SECONDS, min_speech=0.5)
+        out[key] = campplus.voice(samples, runs[::step], max_seconds=PRINT_SECONDS, min_speech=min_speech)
     return out
 
 
@@ -319,6 +331,10 @@ def _unit_mean(embs) -> np.ndarray:
     return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
 
-def _enroll(paths: list[Path]) -> np.ndarray:
-    """One unit voice embedding from clips as recorded (the voice library's samples: no episode to match)."""
-    return _unit_mean([_clip(p).embedding for p in paths])
+def clip_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A clip as recorded (a voice library's sample: no episode to match): its resemblyzer embedding and its
+    CAM++ print, each made as `--speakers` makes them."""
+    from . import campplus
+
+    clip = _clip(path)
+    return clip.embedding, campplus.voice(clip.samples, None, min_speech=0.0)

@@ -3,9 +3,11 @@
     <library>/voices.json                   the manifest: schema, library id, version, name -> file
     <library>/<slug>.<version>.voice.json   one voiceprint per person: the samples it was made from
 
-A voiceprint is the unit mean of its samples' resemblyzer embeddings (speakers._enroll), and naming from the
-library goes through the calibrated one-to-one decision for them (decision.decide). `--speakers` clips, which
-keep their audio, are compared as CAM++ prints instead (decision.match_prints). Samples come from clips
+A voiceprint holds the unit mean of its samples' CAM++ prints (campplus.py), made exactly as `--speakers` makes
+one from its clips, and naming compares them through the same decision (decision.match_prints): same scores,
+same threshold. It also keeps the unit mean of their resemblyzer embeddings: a library whose samples were
+added before prints existed is named through resemblyzer's calibrated decision (decision.decide) until its
+samples are added again. Samples come from clips
 (`majlis voices add`) or from a speaker of an episode already transcribed (samples.py: `majlis voices from`,
 `majlis rename --learn`), embedded from that speaker's own words as naming embeds a diarized speaker.
 
@@ -70,18 +72,25 @@ class Snapshot:
     version: int
     names: tuple[str, ...]
     vectors: tuple[tuple[float, ...], ...]
+    # CAM++ prints, one per name, when every voiceprint has one (samples added before they existed have none).
+    prints: tuple[tuple[float, ...], ...] = ()
 
     @property
     def fingerprint(self) -> str:
         """The naming cache key's part for the library: its id, version and content."""
         from .files import digest
 
-        return digest("voices/1", self.id, self.version, list(self.names), [list(v) for v in self.vectors])
+        parts = [list(v) for v in self.vectors]
+        if self.prints:
+            parts += [list(v) for v in self.prints]
+        return digest("voices/1", self.id, self.version, list(self.names), parts)
 
     def voices(self) -> dict:
+        """Name -> what naming compares: its CAM++ print where every voiceprint has one, else its resemblyzer
+        embedding (naming tells them apart by their length, campplus.DIM)."""
         import numpy as np
 
-        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.names, self.vectors)}
+        return {n: np.asarray(v, dtype=np.float32) for n, v in zip(self.names, self.prints or self.vectors)}
 
     def metadata(self) -> dict[str, str]:
         return {META_ID: self.id, META_VERSION: str(self.version)}
@@ -200,6 +209,8 @@ class VoiceLibrary:
             vector = [float(x) for x in data["embedding"]]
             assert vector and all(abs(x) <= 1.0 for x in vector)
             assert all(len(s["embedding"]) == len(vector) for s in data["samples"])
+            if "print" in data:
+                assert all(len(s["print"]) == len(data["print"]) for s in data["samples"])
         except (ValueError, KeyError, TypeError, AssertionError):
             raise VoiceError(f"{path}: not a valid voiceprint for {name}") from None
         return data
@@ -207,11 +218,14 @@ class VoiceLibrary:
     def snapshot(self) -> Snapshot:
         """Every voiceprint, read and checked now."""
         m = self.manifest()
-        names, vectors = [], []
+        names, vectors, prints = [], [], []
         for name in sorted(m["people"], key=str.casefold):
+            data = self._print(name, m["people"][name])
             names.append(name)
-            vectors.append(tuple(float(x) for x in self._print(name, m["people"][name])["embedding"]))
-        return Snapshot(str(self.path.resolve()), m["id"], int(m["version"]), tuple(names), tuple(vectors))
+            vectors.append(tuple(float(x) for x in data["embedding"]))
+            prints.append(tuple(float(x) for x in data.get("print", ())))
+        return Snapshot(str(self.path.resolve()), m["id"], int(m["version"]), tuple(names), tuple(vectors),
+                        tuple(prints) if all(prints) else ())
 
     # changing -----------------------------------------------------------------------------------------
 
@@ -261,7 +275,7 @@ class VoiceLibrary:
                     pass
 
     def add(self, name: str, samples: Sequence[Mapping], *, replace: bool = False) -> int:
-        """Add `samples` ({"source", "seconds", "embedding"}) to `name`'s voiceprint (a new person, or more of
+        """Add `samples` ({"source", "seconds", "embedding", "print"}) to `name`'s voiceprint (a new person, or more of
         a known one; `replace`: instead of what it had). Returns the new version."""
         name = check_name(name)
         if not samples:
@@ -270,10 +284,14 @@ class VoiceLibrary:
             entry = m["people"].get(name)
             old = [] if entry is None or replace else list(self._print(name, entry)["samples"])
             kept = old + [{"source": str(s["source"]), "seconds": round(float(s["seconds"]), 2),
-                           "embedding": [round(float(x), 7) for x in s["embedding"]]} for s in samples]
+                           "embedding": [round(float(x), 7) for x in s["embedding"]],
+                           **({"print": [round(float(x), 7) for x in s["print"]]} if "print" in s else {})}
+                          for s in samples]
             version = int(m["version"]) + 1
             data = {"schema": PRINT_SCHEMA, "name": name, "embedding": _unit([s["embedding"] for s in kept]),
                     "samples": kept}
+            if all("print" in s for s in kept):  # one sample from before prints existed: none for the person
+                data["print"] = _unit([s["print"] for s in kept])
             raw = (json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8")
             file = f"{_slug(name)}.{version}.voice.json"
             m["people"][name] = {"file": file, "sha256": hashlib.sha256(raw).hexdigest(), "samples": len(kept),
