@@ -610,9 +610,10 @@ def speakers_naming(d: dict) -> str:
         for channel in ("clean", "phone32k"):
             cs = [c for name, c in cases.items() if name.endswith(channel)]
             voices = sum(c["voices"] for c in cs)
-            rows.append([encoder, channel, len(cs), f"{sum(c['right'] for c in cs)}/{voices}",
-                         sum(c["wrong"] for c in cs), voices - sum(c["right"] + c["wrong"] for c in cs),
-                         sum(c["readers_missed"] for c in cs), f"{sum(c['stranger_named'] for c in cs)}/{len(cs)}",
+            rows.append([encoder, channel, str(len(cs)), f"{sum(c['right'] for c in cs)}/{voices}",
+                         str(sum(c["wrong"] for c in cs)), str(voices - sum(c["right"] + c["wrong"] for c in cs)),
+                         str(sum(c["readers_missed"] for c in cs)),
+                         f"{sum(c['stranger_named'] for c in cs)}/{len(cs)}",
                          f"{sum(c['others_named_right'] for c in cs)}/{len(cs)}"])
     head = ["voices compared as", "channel", "episodes", "diarized voices named right", "named wrong", "left Unknown",
             "readers no voice was named for", "voice nobody enrolled took a name", "the others still named right"]
