@@ -9,14 +9,12 @@ computes them in numpy, so that no torch is needed at runtime.
 from __future__ import annotations
 
 import functools
-import hashlib
 import threading
-from importlib import resources
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
-from .errors import ModelError
+from .models import onnx_session
 
 MODEL = "campplus.onnx"
 MODEL_SHA256 = "fe019587df37560b5572e0ea4cbe3f825654442dd9eafbe504735c6b7cd7fba1"
@@ -33,17 +31,7 @@ _lock = threading.Lock()
 
 @functools.lru_cache(maxsize=1)
 def _session():
-    import onnxruntime
-
-    from .voice import _encoder_threads
-
-    blob = resources.files("majlis").joinpath("assets", MODEL).read_bytes()
-    if hashlib.sha256(blob).hexdigest() != MODEL_SHA256:
-        raise ModelError(f"majlis/assets/{MODEL} is damaged (SHA-256 mismatch); reinstall majlis")
-    options = onnxruntime.SessionOptions()
-    # Half the cores, as the voice encoder: it runs beside the ASR.
-    options.intra_op_num_threads = options.inter_op_num_threads = _encoder_threads()
-    return onnxruntime.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    return onnx_session(MODEL, MODEL_SHA256)
 
 
 def load() -> None:
