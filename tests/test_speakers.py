@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from majlis import channel, decision, speakers
+from majlis import campplus, channel, decision, speakers
 from majlis.audio import decode
 from majlis.diarize import Diarization
 from majlis.errors import AudioError, UsageError
@@ -446,9 +446,9 @@ def test_prints_are_matched_one_to_one_and_a_split_voice_keeps_its_name():
     # Under the bar: nobody takes a name.
     weak = near(people[[0, 1, 2]], 0.6)
     assert decision.match_prints(weak, enrolled, [0, 1, 2]) == []
-    # A split into two halves alike by more than PRINT_SPLIT: both halves take A.
+    # A split into two halves alike by more than campplus.SAME_PERSON: both halves take A.
     half = _unit_rows(heard[0] + 0.2 * _unit_rows(rng.standard_normal(64)))
-    assert heard[0] @ half >= decision.PRINT_SPLIT
+    assert heard[0] @ half >= campplus.SAME_PERSON
     split = np.vstack([heard, half])
     assert sorted(decision.match_prints(split, enrolled, [0, 1, 2])) == [(0, 0), (1, 1), (2, 2), (3, 0)]
     # D, nobody enrolled, sounds like no one enough: it stays unnamed though C's name is free.

@@ -25,6 +25,11 @@ PREEMPHASIS = 0.97
 LOW_FREQ = 20.0
 BATCH = 8  # pieces per onnxruntime call: the first layers hold 32 x 80 x frames floats per piece
 SHORTEST_PIECE = 1.5  # seconds: a last piece shorter than this joins the one before it
+PRINT_SECONDS = 60.0  # of a speaker's speech, for a print: twenty 3 s windows, about a second of one core
+# Cosine of two speakers' prints at or above which they are one person the diarizer split in two. Measured
+# on the 36 real-voice panel episodes (bench/panels.py, women only, clean and phone): a reader split in two
+# 0.84-0.90, two readers of one episode 0.38-0.79; sample.wav's two speakers 0.65, flite voices <= 0.64.
+SAME_PERSON = 0.82
 
 _lock = threading.Lock()
 
@@ -116,3 +121,21 @@ def voice(samples: np.ndarray, spans: list[tuple[float, float]] | None, *, max_s
         pieces[-2:] = [np.concatenate(pieces[-2:])]
     mean = embed(pieces).mean(axis=0)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+def prints(samples: np.ndarray, speech: np.ndarray, groups, *, max_seconds: float = PRINT_SECONDS,
+           min_speech: float = 0.5) -> dict:
+    """{key: [(start, end), ...] seconds} -> key: print of the speech (`speech`: a 10 ms frame mask) inside
+    those spans, from at most `max_seconds` of it spread over the recording; None under `min_speech` seconds."""
+    from .diarize.vad import _runs
+
+    out = {}
+    for key, spans in groups.items():
+        mask = np.zeros_like(speech)
+        for a, b in spans:
+            mask[max(0, round(a * 100)) : max(0, round(b * 100))] = True
+        runs = [(a / 100, b / 100) for a, b in _runs(mask & speech)]
+        total = sum(b - a for a, b in runs)
+        step = max(1, int(np.ceil(total / max_seconds)))  # every step-th run: the whole recording, not its start
+        out[key] = voice(samples, runs[::step], max_seconds=max_seconds, min_speech=min_speech)
+    return out

@@ -9,6 +9,8 @@ import logging
 
 import numpy as np
 
+from .campplus import SAME_PERSON
+
 log = logging.getLogger("majlis")
 
 # Cosine similarity (resemblyzer voice embeddings) at or above which a diarized speaker takes an enrolled
@@ -134,23 +136,22 @@ def _warn_if_close(score, raw, i, j, bar, ok, on_bar, rows, names, cols) -> None
 # three or four women, clean and as 32 kbps phone lines, each named from studio samples heard through the
 # episode's channel): a voice and its own sample 0.74-0.92 (5th percentile 0.78), a voice and anyone else's
 # sample 0.30-0.72 (95th percentile 0.65), the voice nobody enrolled included; two halves of one reader split
-# by the diarizer 0.86-0.90, two readers of one episode 0.38-0.77.
+# by the diarizer 0.86-0.90, two readers of one episode 0.38-0.77 (campplus.SAME_PERSON: alike enough to be one).
 PRINT_MATCH = 0.72
-PRINT_SPLIT = 0.82
 
 
 def match_prints(heard: np.ndarray, enrolled: np.ndarray, cols: list[int], threshold: float | None = None, *,
                  rows: list[str] | None = None, names: list[str] | None = None) -> list[tuple[int, int]]:
     """(row of `heard`, row of `enrolled`) pairs for CAM++ prints. Voices and the free names `cols` are paired
     one-to-one by raw cosine; a pair is taken when its cosine reaches PRINT_MATCH (or `threshold`) and is the
-    best of its voice's row and of its name's column. Two voices as alike as PRINT_SPLIT are taken for halves
+    best of its voice's row and of its name's column. Two voices as alike as campplus.SAME_PERSON are halves
     of one that the diarizer split: they do not compete for a name, and a left-over half takes the name its
     other half holds when that is its own best."""
     from scipy.optimize import linear_sum_assignment
 
     bar = PRINT_MATCH if threshold is None else threshold
     raw = heard @ enrolled[cols].T
-    alike = heard @ heard.T >= PRINT_SPLIT
+    alike = heard @ heard.T >= SAME_PERSON
     out = []
     for i, j in zip(*linear_sum_assignment(-raw)):
         rivals = [r for r in range(len(heard)) if r != i and not alike[i, r]]

@@ -35,7 +35,6 @@ NAMING_VERSION = "naming/4"  # --speakers clips: CAM++ prints (decision.match_pr
 UNKNOWN = "Unknown"
 ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
 MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
-PRINT_SECONDS = 60.0  # of a diarized speaker's speech, for a CAM++ print: twenty 3 s windows, a second of CPU
 NAMING_STEP = 120  # frames: naming averages whole voices, so its windows need not overlap
 
 
@@ -166,24 +165,13 @@ def _cluster_prints(samples: np.ndarray, diarization: Diarization, labels: list[
 
 
 def speech_prints(samples: np.ndarray, groups: Mapping, *, min_speech: float = 0.5) -> dict:
-    """{key: [(start, end), ...] seconds} -> key: CAM++ print of the detected speech inside those spans, from
-    at most PRINT_SECONDS spread over the recording (None under `min_speech` seconds of it). This is the
-    recording's last use (naming, a voice taken from an episode): what diarizing it kept is let go."""
+    """{key: [(start, end), ...] seconds} -> key: CAM++ print of the detected speech inside those spans
+    (campplus.prints). This is the recording's last use (naming, a voice taken from an episode): what
+    diarizing it kept is let go."""
     from . import campplus
-    from .diarize.vad import _runs
     from .voice import analyse
 
-    speech = analyse(samples, remember=False).speech
-    out = {}
-    for key, spans in groups.items():
-        mask = np.zeros_like(speech)
-        for a, b in spans:
-            mask[max(0, round(a * 100)) : max(0, round(b * 100))] = True
-        runs = [(a / 100, b / 100) for a, b in _runs(mask & speech)]
-        total = sum(b - a for a, b in runs)
-        step = max(1, int(np.ceil(total / PRINT_SECONDS)))  # every step-th run: the whole recording, not its start
-        out[key] = campplus.voice(samples, runs[::step], max_seconds=PRINT_SECONDS, min_speech=min_speech)
-    return out
+    return campplus.prints(samples, analyse(samples, remember=False).speech, groups, min_speech=min_speech)
 
 
 def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None = None,

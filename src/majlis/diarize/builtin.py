@@ -2,8 +2,9 @@
 
 speech detection (Silero VAD; without it energy with a webrtcvad veto) -> embeddings of 1.2 s windows
 sliding over the speech only, less the recording's mean -> spectral clustering whose eigengap says how many
-voices there are -> Viterbi smoothing in which a speaker change costs less at a pause -> turns whose edges
-sit at pauses or energy dips -> where two voices speak at once, the second one's turns (overlaps.py).
+voices there are -> Viterbi smoothing in which a speaker change costs less at a pause -> two speakers whose
+CAM++ prints (campplus.py) say they are one person made one -> turns whose edges sit at pauses or energy
+dips -> where two voices speak at once, the second one's turns (overlaps.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from ..types import ProgressHook, Turn
 from ..audio import SAMPLE_RATE
 from ..voice import HOP, analyse, embed_windows, load_encoder
+from .. import campplus
 from . import Diarization, DiarizerBase, overlaps, vad
 
 PAUSE = 20  # frames: a silence at least this long is a pause where a speaker change is cheap
@@ -169,13 +171,41 @@ def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tu
     return [tuple(sp) for sp in spans]
 
 
+def merge_halves(audio: np.ndarray, speech: np.ndarray, frames: np.ndarray, path: np.ndarray, scores: np.ndarray,
+                 cheap: np.ndarray, db: np.ndarray, lo: int | None) -> np.ndarray:
+    """The path again with any speaker the clustering split in two made one: the speakers' CAM++ prints
+    (campplus.SAME_PERSON) tell halves of one voice from two voices far better than the clustering's
+    resemblyzer windows do on same-sex voices; each frame then scores the merged speaker by the better of its
+    halves, and the smoothing runs again. Never below `lo` speakers."""
+    labels = np.unique(path).tolist()
+    if len(labels) < 2:
+        return path
+    groups: dict[int, list] = {lab: [] for lab in labels}
+    for lab, a, b in build_turns(frames, path, db):
+        groups[lab].append((a * HOP / SAMPLE_RATE, b * HOP / SAMPLE_RATE))
+    prints = {lab: v for lab, v in campplus.prints(audio, speech, groups).items() if v is not None}
+    root = {lab: lab for lab in labels}
+    pairs = sorted(((float(prints[a] @ prints[b]), a, b) for a in prints for b in prints if a < b), reverse=True)
+    for cosine, a, b in pairs:
+        if cosine < campplus.SAME_PERSON or len(set(root.values())) <= max(1, lo or 1):
+            break
+        ra, rb = root[a], root[b]
+        root = {lab: ra if r == rb else r for lab, r in root.items()}
+    if len(set(root.values())) == len(labels):
+        return path
+    merged = sorted(set(root.values()))
+    best = np.stack([scores[:, [lab for lab in labels if root[lab] == g]].max(axis=1) for g in merged], axis=1)
+    return np.asarray(merged)[viterbi(best, cheap)]
+
+
 class BuiltinDiarizer(DiarizerBase):
-    name = "builtin:resemblyzer+segmentation-3.0"
+    name = "builtin:resemblyzer+segmentation-3.0+campplus"
 
     def __init__(self, **choice: Any) -> None:  # pipeline, hf_token, device: nothing to choose
         load_encoder()  # fail now, and only once, if the encoder cannot load
-        vad.available()  # and load Silero and the overlap model with the other engines, not in the first file
-        overlaps.load()
+        vad.available()  # and load Silero, the overlap and voice-print models with the other engines, not in
+        overlaps.load()  # the first file
+        campplus.load()
 
     def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
                 max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
@@ -204,6 +234,8 @@ class BuiltinDiarizer(DiarizerBase):
         del acc, run
         cheap = np.concatenate([[False], np.diff(frames) >= PAUSE])
         path = viterbi(scores, cheap)
+        if not num_speakers:
+            path = merge_halves(audio, found.speech, frames, path, scores, cheap, db, min_speakers)
         spans = build_turns(frames, path, db)
         # SPEAKER_00 is whoever speaks first; speakers the smoothing left without a turn disappear.
         order: dict[int, int] = {}
