@@ -5,8 +5,9 @@ brought to the episode's channel (channel.py: where the episode carries nothing,
 band say, the clip is attenuated to match), then embedded with CAM++ (campplus.py). Each diarized speaker
 is embedded from its own (overlap-free) detected speech, compared by cosine similarity with every enrolled
 voice, and the pairs are chosen by an optimal one-to-one assignment (decision.py). A speaker whose assigned
-voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance. Voiceprints
-from the voice library are resemblyzer embeddings, and are compared as such.
+voice is not similar enough becomes "Unknown 1", "Unknown 2", ... in order of first appearance. The voice
+library's voiceprints are CAM++ prints too, except in a library made before prints existed: those are
+resemblyzer embeddings, and go through resemblyzer's calibrated decision.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ log = logging.getLogger("majlis")
 
 # In naming's cache key with any voices to name from (voices.naming_fingerprint): bump when a change in this
 # module can name an episode's speakers differently.
-NAMING_VERSION = "naming/4"  # --speakers clips: CAM++ prints (decision.match_prints)
+NAMING_VERSION = "naming/4"  # CAM++ prints (decision.match_prints), from clips and the voice library
 UNKNOWN = "Unknown"
 ENROLL_MIN_SPEECH = 1.0  # seconds of detected speech a clip needs to say anything about a voice
 MAX_WINDOWS = 100  # windows averaged per diarized speaker: two minutes of speech make a steady voice print
@@ -106,11 +107,11 @@ def name_speakers(
                     ", ".join(labels) or "none")
     mapping = {lab: names.get(lab, lab) for lab in labels}
     # CAM++ prints, which tell people apart without calibrating to the episode: the clips' own, or the voice
-    # library's. A library whose samples predate prints has resemblyzer embeddings only: they go through `decide`.
+    # library's. A library whose samples predate prints has resemblyzer embeddings only (`decide`).
     by_prints = enrollment_dir is not None or (bool(voices) and len(next(iter(voices.values()))) == _print_dim())
     if enrollment_dir is not None:
         # The clips are at hand: heard through this episode's channel first. (The voice library keeps
-        # embeddings, not audio, so its voiceprints are compared as recorded.)
+        # prints, not audio, so its voiceprints are compared as recorded.)
         spans = [(t.start, t.end) for t in diarization.exclusive] or None
         channel = speech_spectrum(samples, spans)
         voices = (enrolled_prints if by_prints else enrollment)(Path(enrollment_dir), channel=channel)
