@@ -287,32 +287,36 @@ def _clip(path: Path) -> _Clip:
     return _Clip(np.asarray(samples, np.float32), speech_spectrum(samples), emb)
 
 
+def _through_channel(clip: _Clip, channel: np.ndarray | None) -> np.ndarray | None:
+    """The clip's samples as heard through the episode's channel; None where the two channels agree (the clip
+    as recorded serves)."""
+    if channel is None or clip.spectrum is None:
+        return None
+    gain = channel_gain(channel, clip.spectrum)
+    return apply_gain(clip.samples, gain) if (gain < 0).any() else None
+
+
 def _matched_embedding(clip: _Clip, channel: np.ndarray) -> np.ndarray:
     """The clip's embedding as heard through the episode's channel (its own when the two channels agree)."""
-    if clip.spectrum is None:
+    heard = _through_channel(clip, channel)
+    if heard is None:
         return clip.embedding
-    gain = channel_gain(channel, clip.spectrum)
-    if not (gain < 0).any():
-        return clip.embedding
-    emb = voice_embeddings(apply_gain(clip.samples, gain), {0: None}, min_speech=ENROLL_MIN_SPEECH,
-                           remember=False)[0]
+    emb = voice_embeddings(heard, {0: None}, min_speech=ENROLL_MIN_SPEECH, remember=False)[0]
     return clip.embedding if emb is None else emb
+
+
+def _clip_print(clip: _Clip, channel: np.ndarray | None = None) -> np.ndarray:
+    """The clip's CAM++ print, heard through the episode's channel first (as recorded without one)."""
+    from . import campplus
+
+    heard = _through_channel(clip, channel)
+    return campplus.voice(clip.samples if heard is None else heard, None, min_speech=0.0)
 
 
 def enrolled_prints(folder: Path, channel: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Name -> unit mean of the CAM++ prints of its clips, each heard through the episode's `channel` first."""
-    from . import campplus
-
     clips, _ = _enrolled_clips(folder)
-    out = {}
-    for name, cs in clips.items():
-        prints = []
-        for c in cs:
-            gain = None if channel is None or c.spectrum is None else channel_gain(channel, c.spectrum)
-            x = apply_gain(c.samples, gain) if gain is not None and (gain < 0).any() else c.samples
-            prints.append(campplus.voice(x, None, min_speech=0.0))
-        out[name] = _unit_mean(prints)
-    return out
+    return {name: _unit_mean([_clip_print(c, channel) for c in cs]) for name, cs in clips.items()}
 
 
 def _unit_mean(embs) -> np.ndarray:
@@ -323,7 +327,5 @@ def _unit_mean(embs) -> np.ndarray:
 def clip_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A clip as recorded (a voice library's sample: no episode to match): its resemblyzer embedding and its
     CAM++ print, each made as `--speakers` makes them."""
-    from . import campplus
-
     clip = _clip(path)
-    return clip.embedding, campplus.voice(clip.samples, None, min_speech=0.0)
+    return clip.embedding, _clip_print(clip)
