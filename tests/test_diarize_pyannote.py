@@ -142,7 +142,7 @@ def test_auto_without_token_or_cache_is_builtin(monkeypatch, tmp_path, caplog):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with caplog.at_level(logging.WARNING, logger="majlis"):
         engine = get_diarizer("auto")
-    assert engine.name == "builtin:resemblyzer+segmentation-3.0+campplus"
+    assert engine.name == "builtin:campplus+segmentation-3.0"
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "builtin" in warnings[0] and "HF_TOKEN" in warnings[0]
 

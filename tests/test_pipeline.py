@@ -36,7 +36,7 @@ def test_schema_and_timing_invariants(run):
     _, doc = run
     assert doc["schema"] == "majlis.transcript/1"
     assert doc["episode"] == "panel" and doc["language"] == "en"
-    assert doc["engines"] == {"asr": "faster-whisper:tiny.en", "diarizer": "builtin:resemblyzer+segmentation-3.0+campplus"}
+    assert doc["engines"] == {"asr": "faster-whisper:tiny.en", "diarizer": "builtin:campplus+segmentation-3.0"}
     assert doc["duration"] == pytest.approx(TRUTH["duration"], abs=0.1)
     assert set(doc["speakers"]) == PANELISTS
     last = 0.0

@@ -50,10 +50,11 @@ def test_sample_wav(diarizer):
     d = diarizer.diarize(samples)
     assert len(d.labels) == 2, "both speakers found without being told how many"
     hyp = [(t.speaker, t.start, t.end) for t in d.turns]
-    # Measured 0.023 (0.25 s collar; 0.066 before the model moved turn edges, 0.096 before the overlaps, 0.114
-    # before this work; issue 17's bar is 0.06) and 92.6% of the letter-timed words (93.8% before the moves).
-    assert panels.der(ref_turns, hyp, 0.25) <= 0.04
-    assert _words_right(ref_words, d, samples, reference=ref_turns) >= 0.92
+    # Measured 0.039 (0.25 s collar; 0.023 with resemblyzer's windows, which lost the one-second turns less
+    # often but the real-voice panels' readers more; 0.114 before this work; issue 17's bar is 0.06) and
+    # 95.1% of the letter-timed words (issue 17's bar is 95%; 92.6% with resemblyzer's windows).
+    assert panels.der(ref_turns, hyp, 0.25) <= 0.05
+    assert _words_right(ref_words, d, samples, reference=ref_turns) >= 0.95
     assert panels.overlap_coverage(ref_turns, hyp) >= 0.85  # measured 0.90
 
 
@@ -97,12 +98,12 @@ def test_voice_nobody_enrolled_is_not_given_an_absent_name(diarizer, panel, tmp_
 
 
 @needs_voices
-@pytest.mark.parametrize("seed, first, bar", [(1, 2, 0.92), (3, 1, 0.98)])
+@pytest.mark.parametrize("seed, first, bar", [(1, 2, 0.97), (3, 1, 0.96)])
 def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer, tmp_path, seed, first, bar):
     """Panels 1 and 3 on the phone line. Panel 1: with the samples as recorded, one reader stayed Unknown
     (61.5% of words by name); filtered to the episode's channel first (channel.channel_gain), all three are
-    named. Panel 3: the clustering splits one reader in two, which her CAM++ prints undo (82.2% of words by
-    name when neither half was named). With one reader's samples swapped for an absent reader's, that reader
+    named. Panel 3: resemblyzer's clustering split one reader in two (82.2% of words by name when neither
+    half was named); CAM++ windows keep her whole. With one reader's samples swapped for an absent reader's, that reader
     stays Unknown and the others keep their names."""
     readers = panels.WOMEN[first : first + 3]
     panel = panels.make_panel(seed, readers, seconds=60)
@@ -113,7 +114,7 @@ def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer
     assert sorted(set(naming.mapping.values())) == sorted(readers)
     assert all(naming.mapping[lab] == ref for lab, ref in truth.items())
     right = _words_right(panel.words, naming.apply(d), x, named=True)
-    assert right >= bar, right  # measured 0.927 and 0.991
+    assert right >= bar, right  # measured 0.982 and 0.972 (0.927 and 0.991 with resemblyzer's windows)
     absent = next(r for r in panels.WOMEN if r not in readers)
     clips = [panels.load_clip(c) for c in panels.reader_clips(absent)[: panels.SAMPLE_UTTERANCES]]
     folder = enroll_dir({**{r: panel.enrollment[r] for r in readers[:-1]}, absent: clips}, tmp_path / "mixed")
@@ -125,16 +126,20 @@ def test_phone_episode_named_from_studio_samples_heard_through_its_line(diarizer
 
 
 @needs_voices
-@pytest.mark.parametrize("seed, readers, channel, der_bar", [(14, panels.WOMEN[:4], "phone32k", 0.12),
-                                                             (5, panels.WOMEN[2:5], "clean", 0.10)])
+@pytest.mark.parametrize("seed, readers, channel, der_bar", [(14, panels.WOMEN[:4], "phone32k", 0.15),
+                                                             (5, panels.WOMEN[2:5], "clean", 0.06)])
 def test_a_reader_split_in_two_is_made_one_by_her_voice_prints(diarizer, monkeypatch, tmp_path, seed, readers,
                                                                channel, der_bar):
-    """Panels 14 (phone) and 5 (clean), neither chosen to tune on: the clustering's resemblyzer windows split
-    one reader in two (5 speakers for 4, 4 for 3; DER 0.279 and 0.272). Her halves' CAM++ prints are 0.87 and
-    0.89 alike, two readers' at most 0.79, so the diarizer makes her one again (DER 0.092 and 0.071), and
-    every reader is named."""
+    """Panels 14 (phone) and 5 (clean): resemblyzer's clustering split one reader in two there (5 speakers
+    for 4, 4 for 3; DER 0.279 and 0.272). CAM++ windows no longer do, so the clustering is made to find one
+    speaker too many, as it did. The halves' prints of a minute of speech make her one again (measured DER
+    0.135 and 0.037) and every reader is named."""
     from majlis import campplus
+    from majlis.diarize import builtin
 
+    found = builtin.cluster
+    monkeypatch.setattr(builtin, "cluster", lambda E, starts, ends, num, lo, hi:
+                        found(E, starts, ends, len(readers) + 1, lo, hi))
     panel = panels.make_panel(seed, readers, seconds=60)
     x = panel.samples if channel == "clean" else panels.telephone(panel.samples)
     d = diarizer.diarize(x)

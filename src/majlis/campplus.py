@@ -82,23 +82,29 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     return (feats - feats.mean(axis=0, keepdims=True)).astype(np.float32)
 
 
-def embed(segments: list[np.ndarray]) -> np.ndarray:
-    """(len(segments), 192) float32 unit embeddings, one per segment of 16 kHz float samples."""
+def embed(segments: list[np.ndarray], hook=None) -> np.ndarray:
+    """(len(segments), 192) float32 unit embeddings, one per segment of 16 kHz float samples. `hook(done,
+    total)` hears of each batch."""
     out = np.zeros((len(segments), DIM), np.float32)
     if not segments:
         return out
-    feats = [fbank(s) for s in segments]
     session = _session()
     # Pieces of one length go through together; the model pools over each piece's own frames, so pieces of
-    # other lengths are not padded into the batch.
+    # other lengths are not padded into the batch. Features are made a batch at a time: a long recording's
+    # thousands of windows would otherwise hold all theirs at once.
     by_length: dict[int, list[int]] = {}
-    for i, f in enumerate(feats):
-        by_length.setdefault(len(f), []).append(i)
+    for i, s in enumerate(segments):
+        by_length.setdefault(max(0, 1 + (len(s) - FRAME) // SHIFT), []).append(i)
+    done = 0
     for rows in by_length.values():
         for b in range(0, len(rows), BATCH):
             chunk = rows[b : b + BATCH]
+            feats = np.stack([fbank(segments[i]) for i in chunk])
             with _lock:
-                out[chunk] = session.run(None, {"fbank": np.stack([feats[i] for i in chunk])})[0]
+                out[chunk] = session.run(None, {"fbank": feats})[0]
+            done += len(chunk)
+            if hook:
+                hook(done, len(segments))
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

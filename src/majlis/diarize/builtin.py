@@ -1,10 +1,13 @@
-"""Offline diarization on resemblyzer voice embeddings (voice.py): no token, no download, weights inside the wheel.
+"""Offline diarization on CAM++ voice embeddings (campplus.py): no token, no download, weights inside the wheel.
 
-speech detection (Silero VAD; without it energy with a webrtcvad veto) -> embeddings of 1.2 s windows
+speech detection (Silero VAD; without it energy with a webrtcvad veto) -> CAM++ embeddings of 1.2 s windows
 sliding over the speech only, less the recording's mean -> spectral clustering whose eigengap says how many
 voices there are -> Viterbi smoothing in which a speaker change costs less at a pause -> two speakers whose
-CAM++ prints (campplus.py) say they are one person made one -> turns whose edges sit at pauses or energy
-dips -> where two voices speak at once, the second one's turns (overlaps.py).
+CAM++ prints of a minute of speech say they are one person made one -> turns whose edges sit at pauses or
+energy dips -> where two voices speak at once, the second one's turns (overlaps.py).
+
+The windows were resemblyzer's until CAM++ came: on real voices over a phone line resemblyzer merged two
+readers or split one, and left stretches of a turn with the wrong reader (BENCHMARKS.md, "Who said it").
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from ..types import ProgressHook, Turn
 from ..audio import SAMPLE_RATE
-from ..voice import HOP, analyse, embed_windows, load_encoder
+from ..voice import HOP, analyse, load_encoder, window_layout
 from .. import campplus
 from . import Diarization, DiarizerBase, overlaps, vad
 
@@ -23,8 +26,12 @@ PAUSE = 20  # frames: a silence at least this long is a pause where a speaker ch
 SPLIT = 30  # frames: no embedding window reaches across a silence this long
 MIN_CLUSTER_WIN = 80  # frames: shorter windows are placed on the clusters but do not shape them
 BRIDGE = 50  # frames: one speaker's speech across a silence shorter than this is one turn
-SWITCH = 4.0  # Viterbi cost of a speaker change inside continuous speech (in cosine-frames)
-SWITCH_AT_PAUSE = 0.5
+# Viterbi cost of a speaker change inside continuous speech, in cosine-frames. CAM++'s centred cosines part
+# speakers by about half what resemblyzer's did, so its costs (4.0 and 0.5) were halved: sample.wav's
+# one-second turns ("Hello?") survive, and the real-voice panels measured no worse (bench/speakers.py).
+SWITCH = 2.0
+SWITCH_AT_PAUSE = 0.25
+WINDOW_STEP = 50  # frames between window starts (0.5 s): a CAM++ window costs ~14 ms of one core
 DIP_SEARCH = 25  # frames either side of a change inside speech where we look for the energy minimum
 MAX_CLUSTER_UNITS = 1500  # windows that enter the eigendecomposition; the rest are assigned to centroids
 MAX_SPEAKERS = 10
@@ -33,8 +40,7 @@ MIN_NEIGHBOURS = 10  # a sparser affinity graph falls apart into pieces of one v
 
 def center(E: np.ndarray) -> np.ndarray:
     """Unit embeddings less their recording's mean, made unit again. Every window of one recording shares
-    the channel and much of what resemblyzer hears in any voice (raw cosines of different people sit at
-    0.6-0.9); what is left tells the voices apart."""
+    the channel and much of what the encoder hears in any voice; what is left tells the voices apart."""
     if len(E) < 2:
         return E
     Z = E - E.mean(axis=0)
@@ -91,7 +97,7 @@ def _kmeans(X: np.ndarray, k: int, restarts: int = 8) -> np.ndarray:
 
 def cluster(E: np.ndarray, starts: np.ndarray, ends: np.ndarray, num: int | None, lo: int | None,
             hi: int | None) -> np.ndarray:
-    """Centroids (k, 256) of the speakers among the window embeddings."""
+    """Centroids (k, dim) of the speakers among the window embeddings."""
     n = len(E)
     if n == 0:
         return np.zeros((0, E.shape[1]), np.float32)
@@ -173,10 +179,10 @@ def build_turns(frames: np.ndarray, path: np.ndarray, db: np.ndarray) -> list[tu
 
 def merge_halves(audio: np.ndarray, speech: np.ndarray, frames: np.ndarray, path: np.ndarray, scores: np.ndarray,
                  cheap: np.ndarray, db: np.ndarray, lo: int | None) -> np.ndarray:
-    """The path again with any speaker the clustering split in two made one: the speakers' CAM++ prints
-    (campplus.SAME_PERSON) tell halves of one voice from two voices far better than the clustering's
-    resemblyzer windows do on same-sex voices; each frame then scores the merged speaker by the better of its
-    halves, and the smoothing runs again. Never below `lo` speakers."""
+    """The path again with any speaker the clustering split in two made one: a print of a minute of each
+    speaker's speech (campplus.SAME_PERSON) tells halves of one voice from two voices better than 1.2 s
+    windows do; each frame then scores the merged speaker by the better of its halves, and the smoothing runs
+    again. Never below `lo` speakers."""
     labels = np.unique(path).tolist()
     if len(labels) < 2:
         return path
@@ -199,26 +205,29 @@ def merge_halves(audio: np.ndarray, speech: np.ndarray, frames: np.ndarray, path
 
 
 class BuiltinDiarizer(DiarizerBase):
-    name = "builtin:resemblyzer+segmentation-3.0+campplus"
+    name = "builtin:campplus+segmentation-3.0"
 
     def __init__(self, **choice: Any) -> None:  # pipeline, hf_token, device: nothing to choose
-        load_encoder()  # fail now, and only once, if the encoder cannot load
-        vad.available()  # and load Silero, the overlap and voice-print models with the other engines, not in
-        overlaps.load()  # the first file
-        campplus.load()
+        campplus.load()  # fail now, and only once, if a model cannot load; and load Silero, the overlap
+        vad.available()  # model and resemblyzer (the word re-check's encoder, attribution.py) with the other
+        overlaps.load()  # engines, not in the first file
+        load_encoder()
 
     def diarize(self, audio: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
                 max_speakers: int | None = None, hook: ProgressHook | None = None) -> Diarization:
         found = analyse(audio)
         db, frames = found.db, np.flatnonzero(found.speech)
+        frames = frames[frames < len(found.samples) // HOP]  # whole frames only: each window's samples
         if len(frames) == 0:
             if hook:
                 hook("diarize", 1, 1)
             return Diarization((), ())
         later = overlaps.batches(len(audio)) + 1  # progress marks after the windows
-        E, starts, lengths = embed_windows(found, frames, hook, total_hint=later, split=SPLIT)
+        starts, lengths = window_layout(frames, step=WINDOW_STEP, split=SPLIT)
         ends = starts + lengths
-        E = center(E)
+        pieces = [found.samples[frames[a] * HOP : (frames[b - 1] + 1) * HOP] for a, b in zip(starts, ends)]
+        progress = (lambda done, total: hook("diarize", done, total + later)) if hook else None
+        E = center(campplus.embed(pieces, hook=progress))
         # Short windows place short replies; only windows long enough to carry a voice shape the clusters.
         sure = lengths >= MIN_CLUSTER_WIN
         if sure.sum() < MIN_NEIGHBOURS:
