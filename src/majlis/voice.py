@@ -1,7 +1,8 @@
 """Voices heard by the speaker encoder (encoder.py, a numpy port of resemblyzer): a recording's speech mask and
 the encoder's input (analyse), and unit embeddings of windows sliding over its speech (embed_windows). The
-builtin diarizer clusters these; speaker naming (speakers.py) and the per-word re-check (attribution.py)
-compare them with voiceprints. One analysis of a recording serves all three: analyse remembers the last."""
+builtin diarizer takes its speech mask from here (its voice windows are CAM++'s, campplus.py); the per-word
+re-check (attribution.py) and naming from an old voice library compare these embeddings with voiceprints. One
+analysis of a recording serves them all: analyse remembers the last."""
 
 from __future__ import annotations
 
