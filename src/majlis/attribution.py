@@ -90,9 +90,10 @@ class Heard:
     short: np.ndarray  # (n, 2) start and end (s) of the turns shorter than SHORT_TURN, by start
 
 
-def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
+def hear(samples: np.ndarray, exclusive: Sequence[Turn], *, threads: int | None = None) -> Heard | None:
     """The voice prints and grid windows of a recording (None: fewer than two voices to tell apart). This is
-    the recording's last use by the encoder: what diarizing it kept is let go."""
+    the recording's last use by the encoder: what diarizing it kept is let go. `threads`: the encoder's BLAS
+    threads (voice.embed_layout)."""
     labels = sorted({t.speaker for t in exclusive})
     if len(labels) < 2:
         return None
@@ -111,7 +112,7 @@ def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
         frames = np.flatnonzero(found.speech & inside)
         if len(frames) < 50:
             continue
-        E, _, n = embed_windows(found, frames, step=PROFILE_STEP, max_windows=PROFILE_WINDOWS)
+        E, _, n = embed_windows(found, frames, step=PROFILE_STEP, max_windows=PROFILE_WINDOWS, threads=threads)
         if len(E):
             prints[lab] = (E, n)
             all_windows.append(E)
@@ -126,7 +127,7 @@ def hear(samples: np.ndarray, exclusive: Sequence[Turn]) -> Heard | None:
     heard = Heard(found, speech, tuple(prints), P, mean, {}, changes, short)
     # Every grid cell with speech in it: the words that will fall there are not known yet.
     cells = np.unique(speech // _cell_frames())
-    _embed_centres(heard, np.round((cells + 0.5) * _cell_frames()).astype(int), need_speech=True)
+    _embed_centres(heard, np.round((cells + 0.5) * _cell_frames()).astype(int), need_speech=True, threads=threads)
     return heard
 
 
@@ -194,7 +195,7 @@ def recheck(samples: np.ndarray, words: Sequence[Word], exclusive: Sequence[Turn
     words = list(words)
     if not words or len({w.speaker for w in words if w.speaker is not None} | {t.speaker for t in exclusive}) < 2:
         return words  # nobody to confuse the speaker with (or no diarizer ran): nothing to say
-    heard = heard if heard is not None else hear(samples, exclusive)
+    heard = heard if heard is not None else hear(samples, exclusive, threads=threads)
     if heard is None:
         return words
     names = list(heard.names)

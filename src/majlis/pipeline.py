@@ -182,6 +182,11 @@ class _Stopped(Exception):
     """The work beside the ASR was told to stop (the ASR failed or was interrupted)."""
 
 
+def _all_cores() -> int | None:
+    """The cores this process may use (None where the system cannot say: the encoder's default)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def _give_way() -> None:
     """The calling thread gives way to the others (Linux sets niceness per thread; elsewhere nothing changes):
     the work beside the ASR takes the cycles the ASR leaves idle. Raising it again needs privilege, so only a
@@ -220,7 +225,7 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
         # windows of the words the ASR hands over as it goes (None: the ASR is done). That work runs in a
         # thread of its own that gives way to the ASR and ends with the file.
         decoded: queue.SimpleQueue = queue.SimpleQueue()
-        stop = threading.Event()
+        stop, asr_done = threading.Event(), threading.Event()
 
         def checked(stage: str, done: float, total: float) -> None:
             if stop.is_set():
@@ -231,7 +236,9 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
         def voices():
             diarization = cache.run("diarize", lambda: diarize_stage(engines, samples, options, checked))
             naming = name(diarization, checked)
-            heard = attribution.hear(samples, naming.apply(diarization).exclusive)
+            # When the ASR finished first (a long diarization), nothing is left to give way to: every core.
+            heard = attribution.hear(samples, naming.apply(diarization).exclusive,
+                                     threads=_all_cores() if asr_done.is_set() else None)
             while (words := decoded.get()) is not None and not stop.is_set():
                 if heard is not None:
                     attribution.prehear(heard, words)
@@ -254,6 +261,7 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
             stop.set()  # Ctrl-C or a failed ASR: the voices stop at their next progress mark
             raise
         finally:
+            asr_done.set()
             decoded.put(None)
             while thread.is_alive():
                 thread.join(0.5)  # a timed wait: a second Ctrl-C is never held up here
@@ -273,7 +281,7 @@ def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None
     duration = len(samples) / audio.SAMPLE_RATE
     named = naming.apply(staged.diarization)
     # Voices heard beside the ASR mean this process's ASR is over: the words left to hear may take every core.
-    threads = len(os.sched_getaffinity(0)) if staged.heard is not None and hasattr(os, "sched_getaffinity") else None
+    threads = _all_cores() if staged.heard is not None else None
     segments = align.align_words(
         staged.asr.segments, named.exclusive, duration=duration, turns=named.turns,
         recheck=lambda words: attribution.recheck(samples, words, named.exclusive, staged.heard, threads=threads,

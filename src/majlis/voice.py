@@ -137,16 +137,17 @@ def window_layout(frames: np.ndarray, *, step: int = STEP, split: int | None = N
 
 
 def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: int = 0, *,
-                  step: int = STEP, split: int | None = None, max_windows: int | None = None):
+                  step: int = STEP, split: int | None = None, max_windows: int | None = None,
+                  threads: int | None = None):
     """Embed windows (1.2 s at most) sliding over `frames` (10 ms frames of the recording, normally the
     speech only, so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths),
-    windows given as positions in `frames`."""
+    windows given as positions in `frames`. `threads`: as embed_layout's."""
     frames = frames[frames < 1 + len(found.samples) // HOP]
     starts, lengths = window_layout(frames, step=step, split=split)
     if max_windows and len(starts) > max_windows:
         pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
         starts, lengths = starts[pick], lengths[pick]
-    return embed_layout(found, frames, starts, lengths, hook, total_hint), starts, lengths
+    return embed_layout(found, frames, starts, lengths, hook, total_hint, threads=threads), starts, lengths
 
 
 def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hook=None,
