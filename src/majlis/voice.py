@@ -136,22 +136,21 @@ def window_layout(frames: np.ndarray, *, step: int = STEP, split: int | None = N
     return np.array(starts), np.array(lengths)
 
 
-def embed_windows(found: Analysis, frames: np.ndarray, hook=None, total_hint: int = 0, *,
-                  step: int = STEP, split: int | None = None, max_windows: int | None = None,
+def embed_windows(found: Analysis, frames: np.ndarray, *, step: int = STEP, max_windows: int | None = None,
                   threads: int | None = None):
     """Embed windows (1.2 s at most) sliding over `frames` (10 ms frames of the recording, normally the
     speech only, so silence never enters the encoder). Returns (embeddings (n, 256), starts, lengths),
     windows given as positions in `frames`. `threads`: as embed_layout's."""
     frames = frames[frames < 1 + len(found.samples) // HOP]
-    starts, lengths = window_layout(frames, step=step, split=split)
+    starts, lengths = window_layout(frames, step=step)
     if max_windows and len(starts) > max_windows:
         pick = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
         starts, lengths = starts[pick], lengths[pick]
-    return embed_layout(found, frames, starts, lengths, hook, total_hint, threads=threads), starts, lengths
+    return embed_layout(found, frames, starts, lengths, threads=threads), starts, lengths
 
 
-def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, hook=None,
-                 total_hint: int = 0, *, threads: int | None = None) -> np.ndarray:
+def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, *,
+                 threads: int | None = None) -> np.ndarray:
     """Unit embeddings (n, 256) of the windows frames[starts[i] : starts[i] + lengths[i]]. The encoder's
     input is computed a batch of windows at a time, for the frames they cover. `threads`: BLAS threads (half
     the cores when None: an ASR may be running beside)."""
@@ -172,6 +171,4 @@ def embed_layout(found: Analysis, frames: np.ndarray, starts: np.ndarray, length
                 k = int(np.searchsorted(covered, a))
                 batch[j, :m] = seq[k : k + m]
             out.append(encoder.embed(batch, n))  # each window's own length, as resemblyzer's packed forward()
-            if hook:
-                hook("diarize", min(i + BATCH, len(starts)), len(starts) + total_hint)
     return np.concatenate(out).astype(np.float32)
