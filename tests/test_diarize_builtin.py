@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,23 @@ def test_cluster_counts_speakers_and_respects_bounds():
     assert len(B.cluster(E[:2], starts[:2], ends[:2], None, None, None)) == 1
 
 
+def test_every_other_window_leaves_out_only_windows_its_neighbours_cover():
+    # Two stretches of 0.5 s-apart windows, and a short reply alone between them.
+    starts = np.array([0, 50, 100, 150, 180, 400, 600, 650, 700])
+    ends = np.array([120, 170, 220, 270, 300, 440, 720, 770, 820])
+    first = B._every_other(starts, ends)
+    assert first.tolist() == [True, False, True, False, True, True, True, False, True]
+    for i in np.flatnonzero(~first):  # what is left out, its two neighbours hear
+        assert first[i - 1] and first[i + 1] and starts[i + 1] <= ends[i - 1]
+
+
+def test_windows_between_neighbours_that_disagree_or_hesitate_are_heard():
+    first = np.array([True, False, True, False, True, False, True])
+    sims = np.array([[0.9, 0.1], [0, 0], [0.8, 0.2], [0, 0], [0.2, 0.7], [0, 0], [0.45, 0.4]])
+    # Windows 1 (both neighbours sure of speaker 0) stays out; 3 (a change) and 5 (window 6 unsure) are heard.
+    assert B._unsure_between(sims, first).tolist() == [False, False, False, True, False, True, False]
+
+
 def test_unknown_diarizer_name():
     with pytest.raises(UsageError, match="unknown diarizer"):
         get_diarizer("nemo")
@@ -171,6 +189,31 @@ def test_panel_excerpt(diarizer, panel):
     assert len(d.labels) == len(speakers_in_excerpt)
     assert len(diarizer.diarize(excerpt, num_speakers=2).labels) == 2
     assert len(diarizer.diarize(excerpt, max_speakers=2).labels) <= 2
+
+
+def test_a_long_recording_embeds_the_windows_near_changes_only(diarizer, panel, monkeypatch):
+    # The demo panel taken for a long recording: a clustering of 60 windows, so every other window is
+    # embedded first and the rest only near a change of speaker. The turns must hold what all windows give.
+    from majlis import campplus
+
+    samples, _ = panel
+    full = diarizer.diarize(samples)
+    embedded = []
+    embed = campplus.embed
+    monkeypatch.setattr(campplus, "embed",
+                        lambda pieces, hook=None: embedded.append(len(pieces)) or embed(pieces, hook=hook))
+    monkeypatch.setattr(B, "MAX_CLUSTER_UNITS", 60)
+    calls = []
+    coarse = diarizer.diarize(samples, hook=lambda *a: calls.append(a))
+    starts, _ = V.window_layout(np.flatnonzero(V.analyse(samples).speech), step=B.WINDOW_STEP, split=B.SPLIT)
+    assert sum(embedded[:2]) < 0.75 * len(starts)  # every other window, then those near a change
+    assert coarse.labels == full.labels
+    assert all(b[1] >= a[1] for a, b in zip(calls, calls[1:])) and calls[-1][1] == calls[-1][2]
+    sys.path.insert(0, str(ROOT / "bench"))
+    import panels
+
+    same = [(t.speaker, t.start, t.end) for t in full.exclusive]
+    assert panels.der(same, [(t.speaker, t.start, t.end) for t in coarse.exclusive], collar=0.0) < 0.01
 
 
 @pytest.mark.skipif(not (shutil.which("flite") and shutil.which("sox")), reason="needs flite and sox")

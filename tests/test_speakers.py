@@ -167,18 +167,26 @@ def test_panel_named_by_voice(panel):
 
 
 @pytest.mark.slow
-def test_naming_takes_what_diarizing_kept_then_lets_the_recording_go(panel, monkeypatch):
-    from majlis import voice as builtin
+def test_naming_and_the_word_recheck_take_what_diarizing_kept_then_let_the_recording_go(panel, monkeypatch):
+    from majlis import attribution, voice as builtin
 
     samples, _, diarizer = panel
     analysed = []
     real = builtin.frame_db
     monkeypatch.setattr(builtin, "frame_db", lambda x, *a, **k: analysed.append(len(x)) or real(x, *a, **k))
+    builtin.forget(samples)  # naming in the tests before kept it for a re-check that never came
     diarization = diarizer.diarize(samples)
     assert analysed.count(len(samples)) == 1
     name_speakers(samples, diarization, enrollment_dir=SPEAKERS, names={})
     assert analysed.count(len(samples)) == 1, "naming analysed the recording again"
+    assert attribution.hear(samples, diarization.exclusive) is not None
+    assert analysed.count(len(samples)) == 1, "the word re-check analysed the recording again"
     # The cache held the recording itself: in a batch worker, a decoded file's mapping until the next file.
+    assert builtin._last == []
+    builtin.analyse(samples)
+    builtin.forget(samples[:10])  # another array: kept
+    assert builtin._last
+    builtin.forget(samples)  # what the pipeline does at the end of a file, whoever used the analysis last
     assert builtin._last == []
 
 

@@ -50,12 +50,14 @@ def test_sample_wav(diarizer):
     d = diarizer.diarize(samples)
     assert len(d.labels) == 2, "both speakers found without being told how many"
     hyp = [(t.speaker, t.start, t.end) for t in d.turns]
-    # Measured 0.039 (0.25 s collar; 0.023 with resemblyzer's windows, which lost the one-second turns less
+    # Measured 0.044 (0.039 with the overlap model every 2.5 s; 0.25 s collar; 0.023 with resemblyzer's windows, which lost the one-second turns less
     # often but the real-voice panels' readers more; 0.114 before this work; issue 17's bar is 0.06) and
     # 95.1% of the letter-timed words (issue 17's bar is 95%; 92.6% with resemblyzer's windows).
     assert panels.der(ref_turns, hyp, 0.25) <= 0.05
     assert _words_right(ref_words, d, samples, reference=ref_turns) >= 0.95
-    assert panels.overlap_coverage(ref_turns, hyp) >= 0.85  # measured 0.90
+    # Measured 0.81 (0.89 with the overlap model every 2.5 s, which covered no more over the 36 real-voice
+    # episodes for twice the CPU; issue 17's bar is 0.70).
+    assert panels.overlap_coverage(ref_turns, hyp) >= 0.78
 
 
 @pytest.fixture(scope="module")

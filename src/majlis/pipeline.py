@@ -240,7 +240,8 @@ def run_stages(path: str | Path, *, options: Options, engines: Engines, hook: Pr
             heard = attribution.hear(samples, naming.apply(diarization).exclusive,
                                      threads=_all_cores() if asr_done.is_set() else None)
             while (words := decoded.get()) is not None and not stop.is_set():
-                if heard is not None:
+                # Once the ASR is done, the re-check embeds what is left in one batch on every core (assemble).
+                if heard is not None and not asr_done.is_set():
                     attribution.prehear(heard, words)
             return diarization, naming, heard
 
@@ -286,6 +287,9 @@ def assemble(staged: Staged, *, episode: str, metadata: Mapping[str, str] | None
         staged.asr.segments, named.exclusive, duration=duration, turns=named.turns,
         recheck=lambda words: attribution.recheck(samples, words, named.exclusive, staged.heard, threads=threads,
                                                   alone=named.alone))
+    from .voice import forget
+
+    forget(samples)  # the recording's last use
     speakers = tuple(sorted({s.speaker for s in segments} | {t.speaker for t in named.turns}))
     return Transcript(
         episode=episode,

@@ -162,17 +162,18 @@ def _print_dim() -> int:
 
 def _cluster_prints(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
     groups = {lab: [(t.start, t.end) for t in diarization.exclusive if t.speaker == lab] for lab in labels}
-    return speech_prints(samples, groups)
+    # The word re-check (attribution.hear) reads the same analysis next, and lets it go.
+    return speech_prints(samples, groups, remember=True)
 
 
-def speech_prints(samples: np.ndarray, groups: Mapping, *, min_speech: float = 0.5) -> dict:
+def speech_prints(samples: np.ndarray, groups: Mapping, *, min_speech: float = 0.5, remember: bool = False) -> dict:
     """{key: [(start, end), ...] seconds} -> key: CAM++ print of the detected speech inside those spans
-    (campplus.prints). This is the recording's last use (naming, a voice taken from an episode): what
-    diarizing it kept is let go."""
+    (campplus.prints). Unless `remember`, this is the recording's last use (a voice taken from an episode):
+    what diarizing it kept is let go."""
     from . import campplus
     from .voice import analyse
 
-    return campplus.prints(samples, analyse(samples, remember=False).speech, groups, min_speech=min_speech)
+    return campplus.prints(samples, analyse(samples, remember=remember).speech, groups, min_speech=min_speech)
 
 
 def voice_embeddings(samples: np.ndarray, groups: Mapping, *, step: int | None = None,

@@ -34,8 +34,9 @@ def stage_keys(sha: str, names: Mapping[str, str], o: Any, speakers_hash: str) -
     asr_key = digest("asr/1", sha, names["asr"], o.model, o.language, o.task, *_decoding(o))
     # diarize/2: the builtin diarizer's turn edges come from segmentation-3.0, and it says where one voice is alone.
     # diarize/3: it makes one speaker of two whose CAM++ prints are one person's. diarize/4: it clusters
-    # CAM++ windows, not resemblyzer's.
-    dia_key = digest("diarize/4", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers, o.max_speakers)
+    # CAM++ windows, not resemblyzer's. diarize/5: the overlap model every 5 s, and on long recordings
+    # only the windows near a change beyond every other one.
+    dia_key = digest("diarize/5", sha, names["diarizer"], o.pipeline, o.num_speakers, o.min_speakers, o.max_speakers)
     name_key = digest("naming/1", dia_key, speakers_hash, sorted(dict(o.names).items()), o.match_threshold)
     return asr_key, dia_key, name_key
 

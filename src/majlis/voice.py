@@ -87,6 +87,14 @@ def analyse(audio: np.ndarray, *, remember: bool = True) -> Analysis:
     return result
 
 
+def forget(audio: np.ndarray) -> None:
+    """Let go of the analysis of this recording, if it is the one remembered: its last user may not have run
+    (the word re-check, with one speaker)."""
+    with _lock:
+        if _last and _last[0] is audio:
+            _last.clear()
+
+
 def mel_at(samples: np.ndarray, frames: np.ndarray, gain: float = 1.0, chunk: int = 8192) -> np.ndarray:
     """resemblyzer's (power, not log) mel spectrum of samples * gain at the given 10 ms frames only
     ((len(frames), 40) float32); all of 0 .. len(samples) // 160 is resemblyzer's whole spectrogram. Each

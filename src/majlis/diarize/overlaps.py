@@ -26,9 +26,11 @@ from .vad import _runs as runs
 MODEL = "segmentation-3.0.onnx"
 MODEL_SHA256 = "7991891316685d2d72d135b483bbf8c3bc3a7918d578af26937aaf095b3488b2"
 CHUNK = 10 * SAMPLE_RATE  # what the model was trained on
-# Each moment heard by four chunks. 1 s (pyannote's) found no more overlap on our panels; 5 s found about as much
-# for half the time (BENCHMARKS, "Who said it"), not yet measured beside the ASR.
-STEP = int(2.5 * SAMPLE_RATE)
+# Each moment heard by two chunks. Against 2.5 s (four chunks), over sample.wav and the 36 real-voice episodes:
+# the same words on the same speakers and as much overlap covered (72.8% / 64.1% clean / phone, against 72.2% /
+# 62.7%), for half the model's CPU, which beside the ASR is time the ASR loses (BENCHMARKS, "Who said it").
+# 1 s (pyannote's) found no more overlap than 2.5 s.
+STEP = 5 * SAMPLE_RATE
 BATCH = 4  # chunks per onnxruntime call: 16 took 430 MB more at its peak for no less CPU
 FRAME_STEP, FRAME_CENTRE = 270, 495  # samples: the model's frames, 589 per chunk
 HOP = 160  # our 10 ms grid
@@ -41,8 +43,8 @@ MIN_TURN = 5  # grid frames: a second voice shorter than 50 ms is left out
 # The edge of a turn, where the chunks that judge it give another matched speaker's voice alone a mean
 # probability of ALONE_SHARE, goes to that speaker: the model hears a "Hello?" or the start of a reply that
 # 1.2 s voice windows blur into their neighbours. Only what those windows cannot hear, MIN_MOVE to MAX_MOVE
-# grid frames (half a window) at a turn's edge, and only where JUDGES chunks judge it (every chunk that hears it
-# at a recording's first and last 7.5 s, which fewer chunks hear). A chunk judges when it
+# grid frames (half a window) at a turn's edge, and only where JUDGES chunks judge it (every chunk that hears it:
+# two, one at a recording's first and last 5 s). A chunk judges when it
 # holds at most JUDGE_SPEAKERS of our speakers and its voices, alone, fall in their matched speakers' turns for
 # JUDGE_AGREE of their time: with three same-sex readers in 10 s the model merges voices, and longer moves or
 # fewer judges were mostly wrong on our LibriSpeech panels (BENCHMARKS, "Who said it").
@@ -50,7 +52,7 @@ ALONE_SHARE = 0.5
 MIN_MOVE, MAX_MOVE = 10, 60
 JUDGE_SPEAKERS = 2
 JUDGE_AGREE = 0.7
-JUDGES = 3
+JUDGES = 2
 CLEAR_MARGIN = 0.1  # mean probability by which one speaker's voice alone beats the others' where it is clear
 
 _lock = threading.Lock()
