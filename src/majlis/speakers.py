@@ -150,8 +150,8 @@ def name_speakers(
 
 def _cluster_voices(samples: np.ndarray, diarization: Diarization, labels: list[str]) -> dict:
     groups = {lab: [(t.start, t.end) for t in diarization.exclusive if t.speaker == lab] for lab in labels}
-    # Naming is the recording's last use: what diarization kept of it is let go.
-    return voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS, remember=False)
+    # The word re-check (attribution.hear) reads the same analysis next, and lets it go.
+    return voice_embeddings(samples, groups, step=NAMING_STEP, max_windows=MAX_WINDOWS, remember=True)
 
 
 def _print_dim() -> int:
